@@ -1,0 +1,234 @@
+/**
+ * What the rules read (a snapshot plus memory) and what they return (a plan).
+ *
+ * The rules are pure: `decide(snapshot, memory, options, now)` never does
+ * I/O. The loop fills the snapshot from the DRBD sampler and the Kubernetes
+ * caches, carries out (or prints) the plan, and records what it did in the
+ * memory for the next cycle.
+ *
+ * @module
+ */
+
+import type { DrbdSample } from "../drbd/model.ts";
+import type {
+  NodeInfo,
+  PersistentVolumeInfo,
+  PodInfo,
+  Taint,
+  VolumeAttachmentInfo,
+} from "../kube/objects.ts";
+
+/** What was fetched on demand about a peer node that DRBD lost. */
+export type PeerView =
+  /** The Node (null: it does not exist) and all pods bound to it. */
+  | { ok: true; node: NodeInfo | null; pods: PodInfo[] }
+  /** Fetching failed: the rules must not act on this peer. */
+  | { ok: false; error: string };
+
+/** Everything the rules may read in one cycle. */
+export interface Snapshot {
+  /** Name of the node the agent runs on. */
+  nodeName: string;
+  /** DRBD state of this node. */
+  drbd: DrbdSample;
+  /** This node's Node object; undefined when it is not known (yet). */
+  ownNode: NodeInfo | undefined;
+  /** Pods bound to this node. */
+  localPods: PodInfo[];
+  /** LINSTOR satellite pods (any node). */
+  satellitePods: PodInfo[];
+  /** All PVs (only LINSTOR ones matter). */
+  persistentVolumes: PersistentVolumeInfo[];
+  /** All VolumeAttachments. */
+  volumeAttachments: VolumeAttachmentInfo[];
+  /** Peer nodes fetched on demand, by Kubernetes node name (see `peersToInspect`). */
+  peers: Map<string, PeerView>;
+  /** Every cache has listed at least once and is watching. */
+  cachesSynced: boolean;
+}
+
+/** State the rules keep between cycles (timers and loop protection). */
+export interface Memory {
+  /** When a fail-over condition was first seen, keyed by `failOverKey(resource, node)`. */
+  failOverSince: Map<string, number>;
+  /** When a resource (with a quorum policy) was first seen lacking quorum. */
+  quorumLostSince: Map<string, number>;
+  /** When a destructive action was last issued, keyed by `actionKey(action)`. */
+  actedAt: Map<string, number>;
+  /** Fail-overs started per resource, for exponential backoff. */
+  failOvers: Map<string, { count: number; lastAt: number }>;
+}
+
+/** A fresh, empty memory. */
+export function emptyMemory(): Memory {
+  return {
+    failOverSince: new Map(),
+    quorumLostSince: new Map(),
+    actedAt: new Map(),
+    failOvers: new Map(),
+  };
+}
+
+/** The object an Event is about. */
+export interface EventTarget {
+  /** Kind, e.g. `Node`, `Pod`, `PersistentVolume`. */
+  kind: string;
+  /** API version of the kind, e.g. `v1`, `storage.k8s.io/v1`. */
+  apiVersion: string;
+  /** Namespace; undefined for cluster-scoped objects. */
+  namespace: string | undefined;
+  /** Name. */
+  name: string;
+  /** UID, when known. */
+  uid: string | undefined;
+}
+
+/** An Event to record once the action it belongs to succeeded. */
+export interface EventSpec {
+  /** What the event is about. */
+  regarding: EventTarget;
+  /** `Normal` or `Warning`. */
+  type: "Normal" | "Warning";
+  /** Machine-readable reason (see `eventReason` in lib/names.ts). */
+  reason: string;
+  /** What was done (see `eventAction` in lib/names.ts). */
+  action: string;
+  /** Human-readable explanation. */
+  note: string;
+}
+
+/** Reference to a namespaced object, with its UID for preconditions. */
+export interface PodRef {
+  /** Namespace. */
+  namespace: string;
+  /** Name. */
+  name: string;
+  /** UID. */
+  uid: string;
+}
+
+/** Fields every action has. */
+interface ActionBase {
+  /** Why, in one sentence a human can act on. */
+  reason: string;
+  /** DRBD resource the action is for; undefined for node-wide actions. */
+  resource: string | undefined;
+  /** Events to record after the action succeeded. */
+  events: EventSpec[];
+}
+
+/** Add a taint to a node, keeping every other taint. */
+export interface TaintNodeAction extends ActionBase {
+  /** Discriminator. */
+  kind: "taint-node";
+  /** Node name. */
+  node: string;
+  /** The taint to add (key + effect identify it). */
+  taint: Taint;
+}
+
+/** Remove our taint from a node, keeping every other taint. */
+export interface UntaintNodeAction extends ActionBase {
+  /** Discriminator. */
+  kind: "untaint-node";
+  /** Node name. */
+  node: string;
+  /** The taint to remove (key + effect identify it). */
+  taint: Taint;
+}
+
+/** Evict a pod through policy/v1 eviction (honours PodDisruptionBudgets). */
+export interface EvictPodAction extends ActionBase {
+  /** Discriminator. */
+  kind: "evict-pod";
+  /** The pod. */
+  pod: PodRef;
+  /** Grace period for the eviction's delete. */
+  gracePeriodSeconds: number;
+}
+
+/** Delete a pod with grace period 0 and a UID precondition. */
+export interface ForceDeletePodAction extends ActionBase {
+  /** Discriminator. */
+  kind: "force-delete-pod";
+  /** The pod. */
+  pod: PodRef;
+}
+
+/** Delete a VolumeAttachment with a UID precondition (force detach). */
+export interface DeleteVolumeAttachmentAction extends ActionBase {
+  /** Discriminator. */
+  kind: "delete-volume-attachment";
+  /** VolumeAttachment name. */
+  name: string;
+  /** VolumeAttachment UID. */
+  uid: string;
+  /** 0 when the node is not Ready; undefined for the server default. */
+  gracePeriodSeconds: number | undefined;
+}
+
+/** `drbdsetup secondary --force <resource>`. */
+export interface ForceDemoteAction extends ActionBase {
+  /** Discriminator. */
+  kind: "force-demote";
+}
+
+/** One step of a plan. */
+export type Action =
+  | TaintNodeAction
+  | UntaintNodeAction
+  | EvictPodAction
+  | ForceDeletePodAction
+  | DeleteVolumeAttachmentAction
+  | ForceDemoteAction;
+
+/** What the rules concluded about one resource, for `status` and logs. */
+export interface ResourceVerdict {
+  /** DRBD resource name. */
+  resource: string;
+  /** PV backed by this resource, if any. */
+  persistentVolume: string | undefined;
+  /** `namespace/name` of the claim, if any. */
+  claim: string | undefined;
+  /** `namespace/name` of pods using the claim (any node known to the agent). */
+  consumers: string[];
+  /** One line: what the agent does or waits for, and why. */
+  decision: string;
+}
+
+/** The output of one decision cycle. */
+export interface Decision {
+  /** Actions to carry out now; run concurrently. */
+  plan: Action[];
+  /** Memory for the next cycle. */
+  memory: Memory;
+  /** Per-resource verdicts. */
+  verdicts: ResourceVerdict[];
+  /** When the agent did nothing on purpose for a node-wide reason (stale data, pause). */
+  heldBack: string | undefined;
+}
+
+/** Key under which `Memory.failOverSince` stores a resource/peer pair. */
+export function failOverKey(resource: string, node: string): string {
+  return `${resource}/${node}`;
+}
+
+/**
+ * Key under which `Memory.actedAt` stores an action: its kind plus the UID or
+ * identity of its target, so the same action on a replaced object (new UID)
+ * is not suppressed.
+ */
+export function actionKey(action: Action): string {
+  switch (action.kind) {
+    case "taint-node":
+    case "untaint-node":
+      return `${action.kind}/${action.node}/${action.taint.key}`;
+    case "evict-pod":
+    case "force-delete-pod":
+      return `${action.kind}/${action.pod.uid}`;
+    case "delete-volume-attachment":
+      return `${action.kind}/${action.uid}`;
+    case "force-demote":
+      return `${action.kind}/${action.resource}`;
+  }
+}

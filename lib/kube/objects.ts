@@ -1,0 +1,248 @@
+/**
+ * Slim Kubernetes objects: only the fields the rules read.
+ *
+ * The caches convert every API object with the `slim*` functions below as
+ * soon as it arrives, so memory does not grow with fields nobody reads. The
+ * converters never throw: an object missing required fields (no name, no
+ * uid) yields `undefined` and is skipped by the caller with a log line.
+ *
+ * @module
+ */
+
+import type {
+  V1Node,
+  V1PersistentVolume,
+  V1Pod,
+  V1Taint,
+  V1VolumeAttachment,
+} from "@kubernetes/client-node";
+import { ignoreFailOverAnnotation, linstorCsiDriver, pauseAnnotation } from "../names.ts";
+
+/** A node taint. */
+export interface Taint {
+  /** Taint key. */
+  key: string;
+  /** Taint value, may be absent. */
+  value?: string;
+  /** `NoSchedule`, `PreferNoSchedule` or `NoExecute`. */
+  effect: string;
+  /** RFC 3339 time the taint was added (NoExecute only on real servers). */
+  timeAdded?: string;
+}
+
+/** A Node as the rules see it. */
+export interface NodeInfo {
+  /** Node name. */
+  name: string;
+  /** Node UID. */
+  uid: string;
+  /** resourceVersion, for optimistic updates of the taint list. */
+  resourceVersion: string;
+  /** Ready condition is `True`. */
+  ready: boolean;
+  /** All taints, in server order. */
+  taints: Taint[];
+  /** The operator set the pause annotation: take no action from this node. */
+  actionsPaused: boolean;
+}
+
+/** How a pod uses one volume, reduced to what the safety check needs. */
+export type PodVolume =
+  | { kind: "pvc"; name: string; claimName: string; readOnly: boolean }
+  | {
+    kind:
+      | "configMap"
+      | "secret"
+      | "downwardAPI"
+      | "projected"
+      | "emptyDir"
+      | "ephemeral"
+      | "csi";
+    name: string;
+  }
+  | { kind: "other"; name: string; type: string };
+
+/** A Pod as the rules see it. */
+export interface PodInfo {
+  /** Namespace. */
+  namespace: string;
+  /** Name. */
+  name: string;
+  /** UID, used as a precondition on every write. */
+  uid: string;
+  /** Node the pod is bound to, "" if unscheduled. */
+  nodeName: string;
+  /** `status.phase`, e.g. `Running`, `Pending`. */
+  phase: string;
+  /** Set once deletion was requested (the pod is Terminating). */
+  deletionTimestamp: string | undefined;
+  /** The pod has at least one owner reference (a controller will recreate it). */
+  hasOwner: boolean;
+  /** The pod carries the ignore-fail-over annotation. */
+  ignoreFailOver: boolean;
+  /** Labels (used to map satellite pods to DRBD connection names). */
+  labels: Record<string, string>;
+  /** Volumes by kind. */
+  volumes: PodVolume[];
+}
+
+/** Reference from a PV to its claim. */
+export interface ClaimRef {
+  /** PVC namespace. */
+  namespace: string;
+  /** PVC name. */
+  name: string;
+  /** PVC UID, when the binder set it. */
+  uid: string | undefined;
+}
+
+/** A PersistentVolume as the rules see it. */
+export interface PersistentVolumeInfo {
+  /** PV name. */
+  name: string;
+  /** PV UID. */
+  uid: string;
+  /** CSI driver name, undefined for non-CSI volumes. */
+  csiDriver: string | undefined;
+  /** CSI volume handle. */
+  volumeHandle: string | undefined;
+  /** The bound claim, undefined if unbound or of another kind. */
+  claimRef: ClaimRef | undefined;
+}
+
+/** A VolumeAttachment as the rules see it. */
+export interface VolumeAttachmentInfo {
+  /** Name. */
+  name: string;
+  /** UID, used as a delete precondition. */
+  uid: string;
+  /** Node the volume is attached to. */
+  nodeName: string;
+  /** `spec.source.persistentVolumeName`, undefined for inline volumes. */
+  persistentVolumeName: string | undefined;
+  /** CSI driver that attaches it. */
+  attacher: string;
+}
+
+/** Convert a Node; undefined if it lacks a name or uid. */
+export function slimNode(node: V1Node): NodeInfo | undefined {
+  const name = node.metadata?.name;
+  const uid = node.metadata?.uid;
+  if (!name || !uid) return undefined;
+  const ready = (node.status?.conditions ?? []).some((c) =>
+    c.type === "Ready" && c.status === "True"
+  );
+  return {
+    name,
+    uid,
+    resourceVersion: node.metadata?.resourceVersion ?? "",
+    ready,
+    taints: (node.spec?.taints ?? []).map(slimTaint),
+    actionsPaused: isTrue(node.metadata?.annotations?.[pauseAnnotation]),
+  };
+}
+
+function isTrue(value: string | undefined): boolean {
+  return value !== undefined && value.toLowerCase() === "true";
+}
+
+function slimTaint(taint: V1Taint): Taint {
+  const out: Taint = { key: taint.key, effect: taint.effect };
+  if (taint.value !== undefined) out.value = taint.value;
+  if (taint.timeAdded !== undefined) out.timeAdded = String(taint.timeAdded);
+  return out;
+}
+
+/** Convert a Pod; undefined if it lacks namespace, name or uid. */
+export function slimPod(pod: V1Pod): PodInfo | undefined {
+  const meta = pod.metadata;
+  if (!meta?.name || !meta.uid || !meta.namespace) return undefined;
+  const volumes: PodVolume[] = [];
+  for (const v of pod.spec?.volumes ?? []) {
+    volumes.push(slimPodVolume(v as unknown as Record<string, unknown>));
+  }
+  return {
+    namespace: meta.namespace,
+    name: meta.name,
+    uid: meta.uid,
+    nodeName: pod.spec?.nodeName ?? "",
+    phase: pod.status?.phase ?? "",
+    deletionTimestamp: meta.deletionTimestamp ? String(meta.deletionTimestamp) : undefined,
+    hasOwner: (meta.ownerReferences ?? []).length > 0,
+    ignoreFailOver: meta.annotations?.[ignoreFailOverAnnotation] !== undefined,
+    labels: { ...(meta.labels ?? {}) },
+    volumes,
+  };
+}
+
+const simpleVolumeKinds = [
+  "configMap",
+  "secret",
+  "downwardAPI",
+  "projected",
+  "emptyDir",
+  "ephemeral",
+  "csi",
+] as const;
+
+function slimPodVolume(v: Record<string, unknown>): PodVolume {
+  const name = typeof v.name === "string" ? v.name : "";
+  const pvc = v.persistentVolumeClaim as { claimName?: unknown; readOnly?: unknown } | undefined;
+  if (pvc && typeof pvc.claimName === "string") {
+    return { kind: "pvc", name, claimName: pvc.claimName, readOnly: pvc.readOnly === true };
+  }
+  for (const kind of simpleVolumeKinds) {
+    if (v[kind] !== undefined && v[kind] !== null) return { kind, name };
+  }
+  const type = Object.keys(v).find((k) => k !== "name") ?? "unknown";
+  return { kind: "other", name, type };
+}
+
+/** Convert a PersistentVolume; undefined if it lacks a name or uid. */
+export function slimPersistentVolume(pv: V1PersistentVolume): PersistentVolumeInfo | undefined {
+  const name = pv.metadata?.name;
+  const uid = pv.metadata?.uid;
+  if (!name || !uid) return undefined;
+  const ref = pv.spec?.claimRef;
+  // A claimRef names a PVC when its kind is PersistentVolumeClaim, or when
+  // kind and apiVersion are both empty (older binders left them out).
+  const refIsClaim = ref !== undefined && ref.name !== undefined && ref.namespace !== undefined &&
+    (ref.kind === "PersistentVolumeClaim" || (!ref.kind && !ref.apiVersion));
+  return {
+    name,
+    uid,
+    csiDriver: pv.spec?.csi?.driver,
+    volumeHandle: pv.spec?.csi?.volumeHandle,
+    claimRef: refIsClaim
+      ? { namespace: ref!.namespace!, name: ref!.name!, uid: ref!.uid || undefined }
+      : undefined,
+  };
+}
+
+/** Convert a VolumeAttachment; undefined if it lacks a name, uid or node. */
+export function slimVolumeAttachment(
+  va: V1VolumeAttachment,
+): VolumeAttachmentInfo | undefined {
+  const name = va.metadata?.name;
+  const uid = va.metadata?.uid;
+  const nodeName = va.spec?.nodeName;
+  if (!name || !uid || !nodeName) return undefined;
+  return {
+    name,
+    uid,
+    nodeName,
+    persistentVolumeName: va.spec?.source?.persistentVolumeName,
+    attacher: va.spec?.attacher ?? "",
+  };
+}
+
+/**
+ * The DRBD resource a PV is backed by, or undefined when the PV is not a
+ * LINSTOR CSI volume. The volume handle is the resource name, or
+ * `<resource>/<volume>` for multi-volume resources.
+ */
+export function drbdResourceOfVolume(pv: PersistentVolumeInfo): string | undefined {
+  if (pv.csiDriver !== linstorCsiDriver || !pv.volumeHandle) return undefined;
+  const slash = pv.volumeHandle.indexOf("/");
+  return slash === -1 ? pv.volumeHandle : pv.volumeHandle.slice(0, slash);
+}

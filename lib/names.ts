@@ -1,0 +1,54 @@
+/**
+ * Every taint key, annotation, label, event reason and well-known name that
+ * ha-controller reads or writes, in one place.
+ *
+ * @module
+ */
+
+/** Program name, used as the Events' reportingController prefix and in logs. */
+export const programName = "ha-controller";
+
+/** Events' `reportingController`. */
+export const reportingController = "drbd.linbit.com/ha-controller";
+
+/** The CSI driver whose volumes are DRBD resources. */
+export const linstorCsiDriver = "linstor.csi.linbit.com";
+
+/** Pods with this annotation (any value) are never evicted or deleted. */
+export const ignoreFailOverAnnotation = "drbd.linbit.com/ignore-fail-over";
+
+/**
+ * Node annotation: `"true"` pauses every action of the agent on that node
+ * (it keeps sampling, deciding and reporting). Annotate all nodes to pause
+ * the whole cluster.
+ */
+export const pauseAnnotation = "drbd.linbit.com/ha-controller-paused";
+
+/** Taint on a node that lost quorum (set by peers, or by the node itself). */
+export const lostQuorumTaintKey = "drbd.linbit.com/lost-quorum";
+
+/** Taint on a node that has a resource forcing I/O errors. */
+export const forceIoErrorTaintKey = "drbd.linbit.com/force-io-error";
+
+/** The effect of both of our taints. */
+export const taintEffect = "NoSchedule";
+
+/** Event reasons (the seed's spelling, so existing alerts keep matching). */
+export const eventReason = {
+  nodeStorageQuorumLost: "NodeStorageQuorumLost",
+  nodeStorageQuorumRegained: "NodeStorageQuorumRegained",
+  volumeWithoutQuorum: "VolumeWithoutQuorum",
+  volumeForcingIoErrors: "VolumeForcingIoErrors",
+  noVolumeForcingIoErrors: "NoVolumeForcingIoErrors",
+  forcedVolumeDemotion: "ForcedVolumeDemotion",
+} as const;
+
+/** Event actions (events.k8s.io/v1 `action`). */
+export const eventAction = {
+  taintedNode: "TaintedNode",
+  untaintedNode: "UntaintedNode",
+  evictedPod: "EvictedPod",
+  deletedPod: "DeletedPod",
+  volumeAttachmentDeleted: "VolumeAttachmentDeleted",
+  forceDemoted: "ForceDemoted",
+} as const;
