@@ -1,0 +1,364 @@
+/**
+ * List+watch caches that the rules read.
+ *
+ * Each cache lists once, then watches from the list's resourceVersion, and
+ * keeps only slim objects (see objects.ts). It survives every way a watch
+ * can end:
+ * - the server closes the stream (timeoutSeconds, restart): re-watch from the
+ *   last resourceVersion;
+ * - 410 Expired (as an ERROR event or an HTTP status): relist;
+ * - 5xx, 429, transport errors: back off exponentially (honouring
+ *   Retry-After), then relist; the cache reports itself unsynced meanwhile;
+ * - a server that keeps the stream open but sends nothing: the stream is
+ *   abandoned once it outlives the timeoutSeconds it asked for by a grace
+ *   period, so a dead server is noticed within a bounded time;
+ * - every `resyncIntervalMs` a full relist replaces the content, so a missed
+ *   event heals.
+ * It never throws out of its run loop and never exits the process.
+ *
+ * @module
+ */
+
+import { ApiError, errorMessage, type KubeClient } from "./client.ts";
+
+/** Logger used by caches. */
+export interface CacheLogger {
+  /** Informational message. */
+  info(message: string): void;
+  /** Warning message. */
+  warn(message: string): void;
+  /** Debug message. */
+  debug(message: string): void;
+}
+
+/** How to list and watch one kind. */
+export interface CacheOptions<T> {
+  /** Name used in logs and health reasons, e.g. `pods on node-a`. */
+  name: string;
+  /** Collection path, e.g. `/api/v1/pods`. */
+  path: string;
+  /** Optional label selector. */
+  labelSelector?: string;
+  /** Optional field selector. */
+  fieldSelector?: string;
+  /** Convert an API object; undefined skips it (malformed). */
+  convert: (raw: unknown) => T | undefined;
+  /** Store key of a converted object. */
+  key: (item: T) => string;
+  /** Called after the content changed. */
+  onChange?: () => void;
+  /** Full relist period in ms (0: never). */
+  resyncIntervalMs: number;
+  /** timeoutSeconds sent with each watch (default 60, jittered up to +25%). */
+  watchTimeoutSeconds?: number;
+  /** How long past its timeoutSeconds a silent watch is given before it is abandoned (ms). */
+  watchGraceMs?: number;
+  /** First backoff delay in ms (default 500). */
+  backoffInitialMs?: number;
+  /** Maximum backoff delay in ms (default 30 000). */
+  backoffMaxMs?: number;
+  /** Logger. */
+  log: CacheLogger;
+}
+
+interface WatchEvent {
+  type: string;
+  object?: {
+    metadata?: { resourceVersion?: string };
+    code?: number;
+    reason?: string;
+    message?: string;
+  };
+}
+
+/** A list+watch cache of slim objects. */
+export class ListWatchCache<T> {
+  readonly #opts: CacheOptions<T>;
+  readonly #client: KubeClient;
+  #items = new Map<string, T>();
+  #resourceVersion = "";
+  #synced = false;
+  #healthy = false;
+  #problem = "not listed yet";
+  #stop = new AbortController();
+  #running: Promise<void> | undefined;
+  #lastListAt = -Infinity;
+  #wake: (() => void) | undefined;
+
+  /** Create a cache; call `start()` to fill it. */
+  constructor(client: KubeClient, options: CacheOptions<T>) {
+    this.#client = client;
+    this.#opts = options;
+  }
+
+  /** Name used in logs. */
+  get name(): string {
+    return this.#opts.name;
+  }
+
+  /** All items (a fresh array). */
+  items(): T[] {
+    return [...this.#items.values()];
+  }
+
+  /** Number of items held. */
+  get size(): number {
+    return this.#items.size;
+  }
+
+  /**
+   * True once listed and while the watch is established or being
+   * re-established without error. False while backing off after an error.
+   */
+  get synced(): boolean {
+    return this.#synced && this.#healthy;
+  }
+
+  /** Why the cache is not synced ("" when it is). */
+  get problem(): string {
+    return this.synced ? "" : this.#problem;
+  }
+
+  /** Start listing and watching in the background. */
+  start(): void {
+    if (this.#running) return;
+    this.#running = this.#run();
+  }
+
+  /** Stop and wait until the background work ended. */
+  async stop(): Promise<void> {
+    this.#stop.abort();
+    this.#wake?.();
+    await this.#running;
+  }
+
+  /** Wait until synced or the deadline passed; returns `synced`. */
+  async waitSynced(timeoutMs: number): Promise<boolean> {
+    const deadline = performance.now() + timeoutMs;
+    while (!this.synced && performance.now() < deadline && !this.#stop.signal.aborted) {
+      await delay(20, this.#stop.signal);
+    }
+    return this.synced;
+  }
+
+  async #run(): Promise<void> {
+    const o = this.#opts;
+    const initial = o.backoffInitialMs ?? 500;
+    const max = o.backoffMaxMs ?? 30_000;
+    let backoff = initial;
+    let needList = true;
+    while (!this.#stop.signal.aborted) {
+      try {
+        const resyncDue = o.resyncIntervalMs > 0 &&
+          performance.now() - this.#lastListAt >= o.resyncIntervalMs;
+        if (needList || resyncDue) {
+          await this.#list();
+          needList = false;
+        }
+        const outcome = await this.#watch();
+        backoff = initial;
+        if (outcome === "expired") {
+          o.log.info(`${o.name}: watch expired (410), relisting`);
+          needList = true;
+        }
+      } catch (err) {
+        if (this.#stop.signal.aborted) break;
+        this.#healthy = false;
+        this.#problem = `${o.name}: ${errorMessage(err)}`;
+        needList = true;
+        let wait = backoff;
+        if (err instanceof ApiError && err.retryAfterSeconds !== undefined) {
+          wait = Math.max(wait, Math.min(err.retryAfterSeconds * 1000, max));
+        }
+        o.log.warn(`${o.name}: ${errorMessage(err)}; retrying in ${Math.round(wait)}ms`);
+        await this.#sleep(wait);
+        backoff = Math.min(backoff * 2, max);
+      }
+    }
+  }
+
+  async #sleep(ms: number): Promise<void> {
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(done, ms);
+      function done() {
+        clearTimeout(timer);
+        resolve();
+      }
+      this.#wake = done;
+    });
+    this.#wake = undefined;
+  }
+
+  async #list(): Promise<void> {
+    const o = this.#opts;
+    const list = await this.#client.request<
+      { metadata?: { resourceVersion?: string }; items?: unknown[] }
+    >(
+      "list",
+      "GET",
+      o.path,
+      {
+        query: { labelSelector: o.labelSelector, fieldSelector: o.fieldSelector },
+        signal: this.#stop.signal,
+      },
+    );
+    if (!Array.isArray(list.items) || typeof list.metadata?.resourceVersion !== "string") {
+      throw new Error("list answer has no items or no metadata.resourceVersion");
+    }
+    const items = new Map<string, T>();
+    let skipped = 0;
+    for (const raw of list.items) {
+      const item = o.convert(raw);
+      if (item === undefined) skipped++;
+      else items.set(o.key(item), item);
+    }
+    if (skipped > 0) o.log.warn(`${o.name}: skipped ${skipped} malformed objects`);
+    this.#items = items;
+    this.#resourceVersion = list.metadata.resourceVersion;
+    this.#lastListAt = performance.now();
+    this.#synced = true;
+    this.#healthy = true;
+    this.#problem = "";
+    o.log.debug(
+      `${o.name}: listed ${items.size} objects at resourceVersion ${this.#resourceVersion}`,
+    );
+    o.onChange?.();
+  }
+
+  /** Watch until the stream ends; "expired" asks for a relist. */
+  async #watch(): Promise<"ended" | "expired"> {
+    const o = this.#opts;
+    const base = o.watchTimeoutSeconds ?? 60;
+    const timeoutSeconds = Math.max(1, Math.round(base * (1 + Math.random() * 0.25)));
+    const graceMs = o.watchGraceMs ?? 15_000;
+    const abort = new AbortController();
+    const onStop = () => abort.abort();
+    this.#stop.signal.addEventListener("abort", onStop);
+    // A stream that outlives the timeout the server promised is dead.
+    const deadline = setTimeout(
+      () => abort.abort(new Error("stalled")),
+      timeoutSeconds * 1000 + graceMs,
+    );
+    // A relist is due even if the server keeps the watch open.
+    const resyncLeft = o.resyncIntervalMs > 0
+      ? Math.max(0, o.resyncIntervalMs - (performance.now() - this.#lastListAt))
+      : 0;
+    const resync = resyncLeft > 0
+      ? setTimeout(() => abort.abort(new Error("resync")), resyncLeft)
+      : undefined;
+    try {
+      const stream = await this.#client.openStream(o.path, {
+        watch: 1,
+        resourceVersion: this.#resourceVersion,
+        allowWatchBookmarks: true,
+        timeoutSeconds,
+        labelSelector: o.labelSelector,
+        fieldSelector: o.fieldSelector,
+      }, abort.signal);
+      try {
+        return await this.#consume(stream.body, abort.signal);
+      } finally {
+        stream.done();
+      }
+    } catch (err) {
+      if (this.#stop.signal.aborted) return "ended";
+      const reason = abort.signal.reason;
+      if (abort.signal.aborted && reason instanceof Error && reason.message === "resync") {
+        return "ended";
+      }
+      if (abort.signal.aborted && reason instanceof Error && reason.message === "stalled") {
+        throw new Error(
+          `watch sent nothing and did not end ${graceMs}ms after its ${timeoutSeconds}s timeout: server unresponsive`,
+        );
+      }
+      if (err instanceof ApiError && err.status === 410) return "expired";
+      throw err;
+    } finally {
+      clearTimeout(deadline);
+      if (resync !== undefined) clearTimeout(resync);
+      this.#stop.signal.removeEventListener("abort", onStop);
+    }
+  }
+
+  async #consume(response: Response, signal: AbortSignal): Promise<"ended" | "expired"> {
+    const o = this.#opts;
+    if (!response.body) return "ended";
+    const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
+    const onAbort = () => reader.cancel().catch(() => {});
+    signal.addEventListener("abort", onAbort);
+    let buffer = "";
+    try {
+      while (true) {
+        const { value, done } = await reader.read();
+        if (signal.aborted) throw signal.reason ?? new Error("aborted");
+        if (done) break;
+        buffer += value;
+        let newline: number;
+        while ((newline = buffer.indexOf("\n")) !== -1) {
+          const line = buffer.slice(0, newline).trim();
+          buffer = buffer.slice(newline + 1);
+          if (line && this.#apply(line) === "expired") return "expired";
+        }
+      }
+    } finally {
+      signal.removeEventListener("abort", onAbort);
+      reader.releaseLock();
+    }
+    if (signal.aborted) throw signal.reason ?? new Error("aborted");
+    return "ended";
+  }
+
+  #apply(line: string): "ok" | "expired" {
+    const o = this.#opts;
+    let event: WatchEvent;
+    try {
+      event = JSON.parse(line);
+    } catch {
+      o.log.warn(`${o.name}: ignoring an unparsable watch line (${line.slice(0, 80)})`);
+      return "ok";
+    }
+    const rv = event.object?.metadata?.resourceVersion;
+    switch (event.type) {
+      case "ADDED":
+      case "MODIFIED":
+      case "DELETED": {
+        const item = o.convert(event.object);
+        if (item === undefined) {
+          o.log.warn(`${o.name}: skipping a malformed ${event.type} object`);
+        } else if (event.type === "DELETED") {
+          this.#items.delete(o.key(item));
+        } else {
+          this.#items.set(o.key(item), item);
+        }
+        if (rv) this.#resourceVersion = rv;
+        o.onChange?.();
+        return "ok";
+      }
+      case "BOOKMARK":
+        if (rv) this.#resourceVersion = rv;
+        return "ok";
+      case "ERROR":
+        if (event.object?.code === 410) return "expired";
+        throw new ApiError("watch", o.path, {
+          status: event.object?.code ?? 500,
+          reason: event.object?.reason ?? "Unknown",
+          message: event.object?.message ?? "watch ERROR event",
+        });
+      default:
+        o.log.warn(`${o.name}: ignoring watch event of unknown type ${JSON.stringify(event.type)}`);
+        return "ok";
+    }
+  }
+}
+
+function delay(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(finish, ms);
+    signal.addEventListener("abort", finish, { once: true });
+    function finish() {
+      clearTimeout(timer);
+      signal.removeEventListener("abort", finish);
+      resolve();
+    }
+  });
+}

@@ -1,0 +1,151 @@
+/**
+ * The Kubernetes edge: the client, the caches the rules read, on-demand peer
+ * reads and all writes.
+ *
+ * @module
+ */
+
+import type {
+  V1Node,
+  V1PersistentVolume,
+  V1Pod,
+  V1VolumeAttachment,
+} from "@kubernetes/client-node";
+import type { KubeClient } from "./client.ts";
+import { type CacheLogger, ListWatchCache } from "./cache.ts";
+import {
+  type NodeInfo,
+  type PersistentVolumeInfo,
+  type PodInfo,
+  slimNode,
+  slimPersistentVolume,
+  slimPod,
+  slimVolumeAttachment,
+  type VolumeAttachmentInfo,
+} from "./objects.ts";
+
+export { ApiError, errorMessage, isNotFound, KubeClient } from "./client.ts";
+export { KubeWriter, microTime } from "./writes.ts";
+export { fetchPeer } from "./peers.ts";
+export * from "./objects.ts";
+
+/** Options of the cache set. */
+export interface CacheSetOptions {
+  /** This node's name. */
+  nodeName: string;
+  /** Label selector of satellite pods. */
+  satellitePodLabel: string;
+  /** Full relist period in ms. */
+  resyncIntervalMs: number;
+  /** Called after any cache changed. */
+  onChange: () => void;
+  /** Logger. */
+  log: CacheLogger;
+  /** Watch timeoutSeconds (tests use small values). */
+  watchTimeoutSeconds?: number;
+  /** Grace for a silent watch past its timeout, ms. */
+  watchGraceMs?: number;
+  /** First backoff delay, ms. */
+  backoffInitialMs?: number;
+}
+
+/** The caches the rules read: exactly what they need, nothing cluster-wide about pods. */
+export class KubeCaches {
+  /** This node's Node (field selector on its name). */
+  readonly ownNode: ListWatchCache<NodeInfo>;
+  /** Pods bound to this node. */
+  readonly localPods: ListWatchCache<PodInfo>;
+  /** LINSTOR satellite pods (by label). */
+  readonly satellitePods: ListWatchCache<PodInfo>;
+  /** All PersistentVolumes. */
+  readonly persistentVolumes: ListWatchCache<PersistentVolumeInfo>;
+  /** All VolumeAttachments. */
+  readonly volumeAttachments: ListWatchCache<VolumeAttachmentInfo>;
+
+  /** Create (not start) the caches. */
+  constructor(client: KubeClient, options: CacheSetOptions) {
+    const common = {
+      onChange: options.onChange,
+      resyncIntervalMs: options.resyncIntervalMs,
+      log: options.log,
+      watchTimeoutSeconds: options.watchTimeoutSeconds,
+      watchGraceMs: options.watchGraceMs,
+      backoffInitialMs: options.backoffInitialMs,
+    };
+    const podKey = (p: PodInfo) => `${p.namespace}/${p.name}`;
+    this.ownNode = new ListWatchCache(client, {
+      ...common,
+      name: `node ${options.nodeName}`,
+      path: "/api/v1/nodes",
+      fieldSelector: `metadata.name=${options.nodeName}`,
+      convert: (raw) => slimNode(raw as V1Node),
+      key: (n) => n.name,
+    });
+    this.localPods = new ListWatchCache(client, {
+      ...common,
+      name: `pods on ${options.nodeName}`,
+      path: "/api/v1/pods",
+      fieldSelector: `spec.nodeName=${options.nodeName}`,
+      convert: (raw) => slimPod(raw as V1Pod),
+      key: podKey,
+    });
+    this.satellitePods = new ListWatchCache(client, {
+      ...common,
+      name: "satellite pods",
+      path: "/api/v1/pods",
+      labelSelector: options.satellitePodLabel,
+      convert: (raw) => slimPod(raw as V1Pod),
+      key: podKey,
+    });
+    this.persistentVolumes = new ListWatchCache(client, {
+      ...common,
+      name: "persistent volumes",
+      path: "/api/v1/persistentvolumes",
+      convert: (raw) => slimPersistentVolume(raw as V1PersistentVolume),
+      key: (pv) => pv.name,
+    });
+    this.volumeAttachments = new ListWatchCache(client, {
+      ...common,
+      name: "volume attachments",
+      path: "/apis/storage.k8s.io/v1/volumeattachments",
+      convert: (raw) => slimVolumeAttachment(raw as V1VolumeAttachment),
+      key: (va) => va.name,
+    });
+  }
+
+  #all(): ListWatchCache<unknown>[] {
+    return [
+      this.ownNode,
+      this.localPods,
+      this.satellitePods,
+      this.persistentVolumes,
+      this.volumeAttachments,
+    ] as ListWatchCache<unknown>[];
+  }
+
+  /** Start every cache. */
+  start(): void {
+    for (const c of this.#all()) c.start();
+  }
+
+  /** Stop every cache. */
+  async stop(): Promise<void> {
+    await Promise.all(this.#all().map((c) => c.stop()));
+  }
+
+  /** True when every cache is synced. */
+  get synced(): boolean {
+    return this.#all().every((c) => c.synced);
+  }
+
+  /** Why caches are not synced, one entry per cache ([] when synced). */
+  problems(): string[] {
+    return this.#all().filter((c) => !c.synced).map((c) => c.problem || `${c.name}: not synced`);
+  }
+
+  /** Wait until all caches synced or the timeout passed. */
+  async waitSynced(timeoutMs: number): Promise<boolean> {
+    const results = await Promise.all(this.#all().map((c) => c.waitSynced(timeoutMs)));
+    return results.every(Boolean);
+  }
+}
