@@ -281,7 +281,6 @@ export class ListWatchCache<T> {
   }
 
   async #consume(response: Response, signal: AbortSignal): Promise<"ended" | "expired"> {
-    const o = this.#opts;
     if (!response.body) return "ended";
     const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
     const onAbort = () => reader.cancel().catch(() => {});

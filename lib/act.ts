@@ -1,0 +1,199 @@
+/**
+ * Carry out a plan: each action through the one module that may touch its
+ * target (Kubernetes writes in lib/kube/writes.ts, drbdsetup in
+ * lib/drbd/run.ts), concurrently, each bounded by the operations timeout.
+ * In dry-run nothing is carried out: each intended action is printed once.
+ *
+ * @module
+ */
+
+import { type Action, actionKey } from "./decide/types.ts";
+import { errorMessage } from "./kube/client.ts";
+import type { WriteOutcome } from "./kube/writes.ts";
+import type { Log } from "./log.ts";
+
+/** How one action ended. */
+export type ActionResult =
+  /** The change was made (or, in dry-run, printed). */
+  | "done"
+  /** Nothing needed doing: already in the wanted state, gone or replaced. */
+  | "already"
+  /** It failed; the next cycle decides again. */
+  | "failed"
+  /** Dry-run: printed, not carried out. */
+  | "dry-run"
+  /** Dry-run: printed before, not printed again. */
+  | "dry-run-repeat";
+
+/** What the executor needs from the edges. */
+export interface Actuators {
+  /** Add a taint (lib/kube/writes.ts). */
+  addTaint: (node: string, taint: { key: string; effect: string }) => Promise<WriteOutcome>;
+  /** Remove a taint. */
+  removeTaint: (node: string, taint: { key: string; effect: string }) => Promise<WriteOutcome>;
+  /** Evict a pod. */
+  evictPod: (
+    pod: { namespace: string; name: string; uid: string },
+    grace: number,
+  ) => Promise<WriteOutcome>;
+  /** Force-delete a pod. */
+  forceDeletePod: (pod: { namespace: string; name: string; uid: string }) => Promise<WriteOutcome>;
+  /** Delete a VolumeAttachment. */
+  deleteVolumeAttachment: (
+    name: string,
+    uid: string,
+    grace: number | undefined,
+  ) => Promise<WriteOutcome>;
+  /** `drbdsetup secondary --force <resource>`. */
+  forceSecondary: (resource: string) => Promise<WriteOutcome>;
+  /** Record an Event (best effort). */
+  recordEvent: (event: Action["events"][number], now: number) => Promise<void>;
+}
+
+/** One executed action and how it ended. */
+export interface ExecutedAction {
+  /** The action. */
+  action: Action;
+  /** Its result. */
+  result: ActionResult;
+  /** Error text when failed. */
+  error?: string;
+  /** Time the action was issued (ms since epoch). */
+  issuedAt: number;
+}
+
+/** Options of the executor. */
+export interface ExecutorOptions {
+  /** Print instead of acting. */
+  dryRun: boolean;
+  /** Bound on each action, ms. */
+  operationsTimeoutMs: number;
+  /** Where dry-run lines go (default: stdout). */
+  print?: (line: string) => void;
+  /** Clock. */
+  now?: () => number;
+  /** Logger. */
+  log: Log;
+}
+
+/** One line describing an action, as printed in dry-run and logged. */
+export function describeAction(action: Action): string {
+  switch (action.kind) {
+    case "taint-node":
+      return `taint node ${action.node} ${action.taint.key}:${action.taint.effect}`;
+    case "untaint-node":
+      return `remove taint ${action.taint.key}:${action.taint.effect} from node ${action.node}`;
+    case "evict-pod":
+      return `evict pod ${action.pod.namespace}/${action.pod.name} (uid ${action.pod.uid}, grace ${action.gracePeriodSeconds}s)`;
+    case "force-delete-pod":
+      return `force-delete pod ${action.pod.namespace}/${action.pod.name} (uid ${action.pod.uid}, grace 0s)`;
+    case "delete-volume-attachment":
+      return `delete volumeattachment ${action.name} (uid ${action.uid}${
+        action.gracePeriodSeconds === undefined ? "" : `, grace ${action.gracePeriodSeconds}s`
+      })`;
+    case "force-demote":
+      return `drbdsetup secondary --force ${action.resource}`;
+  }
+}
+
+/** Carries out plans. */
+export class Executor {
+  readonly #actuators: Actuators;
+  readonly #opts: ExecutorOptions;
+  readonly #printed = new Set<string>();
+
+  /** Create an executor over the given actuators. */
+  constructor(actuators: Actuators, options: ExecutorOptions) {
+    this.#actuators = actuators;
+    this.#opts = options;
+  }
+
+  /** Run all actions of a plan concurrently; never throws. */
+  execute(plan: Action[]): Promise<ExecutedAction[]> {
+    return Promise.all(plan.map((action) => this.#one(action)));
+  }
+
+  async #one(action: Action): Promise<ExecutedAction> {
+    const now = this.#opts.now ?? Date.now;
+    const issuedAt = now();
+    const text = describeAction(action);
+    if (this.#opts.dryRun) {
+      // The plan is recomputed every cycle; say each intended action once.
+      const key = `${actionKey(action)} ${action.reason}`;
+      if (this.#printed.has(key)) return { action, result: "dry-run-repeat", issuedAt };
+      this.#printed.add(key);
+      (this.#opts.print ?? printLine)(`dry-run: would ${text}: ${action.reason}`);
+      return { action, result: "dry-run", issuedAt };
+    }
+    try {
+      const outcome = await withTimeout(
+        this.#dispatch(action),
+        this.#opts.operationsTimeoutMs,
+        text,
+      );
+      this.#opts.log.info(`${outcome === "done" ? "did" : "nothing to do for"}: ${text}`, {
+        reason: action.reason,
+      });
+      if (outcome === "done") await this.#recordEvents(action);
+      return { action, result: outcome, issuedAt };
+    } catch (err) {
+      const error = errorMessage(err);
+      this.#opts.log.warn(`failed to ${text}: ${error}; will retry next cycle`, {
+        reason: action.reason,
+      });
+      return { action, result: "failed", error, issuedAt };
+    }
+  }
+
+  #dispatch(action: Action): Promise<WriteOutcome> {
+    const a = this.#actuators;
+    switch (action.kind) {
+      case "taint-node":
+        return a.addTaint(action.node, action.taint);
+      case "untaint-node":
+        return a.removeTaint(action.node, action.taint);
+      case "evict-pod":
+        return a.evictPod(action.pod, action.gracePeriodSeconds);
+      case "force-delete-pod":
+        return a.forceDeletePod(action.pod);
+      case "delete-volume-attachment":
+        return a.deleteVolumeAttachment(action.name, action.uid, action.gracePeriodSeconds);
+      case "force-demote":
+        return a.forceSecondary(action.resource ?? "");
+    }
+  }
+
+  async #recordEvents(action: Action): Promise<void> {
+    const now = this.#opts.now ?? Date.now;
+    for (const event of action.events) {
+      try {
+        await withTimeout(
+          this.#actuators.recordEvent(event, now()),
+          this.#opts.operationsTimeoutMs,
+          "event",
+        );
+      } catch (err) {
+        // Events are informational: a failure is logged, never retried.
+        this.#opts.log.warn(
+          `could not record event ${event.reason} on ${event.regarding.kind} ${event.regarding.name}: ${
+            errorMessage(err)
+          }`,
+        );
+      }
+    }
+  }
+}
+
+function printLine(line: string): void {
+  console.log(line);
+}
+
+/** Reject with a clear message when `promise` takes longer than `ms`. */
+export function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  if (ms <= 0) return promise;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what}: no result within ${ms}ms`)), ms);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}
