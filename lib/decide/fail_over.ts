@@ -1,0 +1,314 @@
+/**
+ * Fail-over: this node may promote a resource, but Kubernetes still uses its
+ * volume on a peer that DRBD lost. After `failOverTimeout` (longer after
+ * repeated fail-overs, see `failOverDelay`) the peer is tainted, its pods
+ * using the volume are evicted (or force-deleted when the node is not
+ * Ready) and the VolumeAttachment there is deleted, so the workload can start
+ * on a node with quorum.
+ *
+ * @module
+ */
+
+import { type DrbdConnection, type DrbdResource, hasQuorumPolicy } from "../drbd/model.ts";
+import type { NodeInfo, PodInfo, VolumeAttachmentInfo } from "../kube/objects.ts";
+import { eventAction, eventReason } from "../names.ts";
+import {
+  formatDuration,
+  keepTimer,
+  nothing,
+  type RuleContext,
+  type RuleOutcome,
+  runTimer,
+} from "./context.ts";
+import {
+  hasTaint,
+  lostQuorumTaint,
+  nodeTarget,
+  podTarget,
+  volumeAttachmentTarget,
+  warningEvent,
+} from "./events.ts";
+import { failOverDelay } from "./protection.ts";
+import { type Action, failOverKey, type PodRef, type Snapshot } from "./types.ts";
+import {
+  claimsOf,
+  knownConsumers,
+  nodeOfConnection,
+  podIsTerminal,
+  podKey,
+  podUsesAnyClaim,
+  podUsesClaimsReadOnly,
+  type ResourceView,
+  unsafeVolumes,
+} from "./volumes.ts";
+
+/** A connection that is not Connected, with the Kubernetes node behind it. */
+export interface LostPeer {
+  /** The DRBD connection. */
+  connection: DrbdConnection;
+  /** Kubernetes node name (see `nodeOfConnection`). */
+  node: string;
+}
+
+/**
+ * Whether the fail-over rule applies to a resource at all: it has a PV with
+ * a claim, a quorum policy, and this node may promote it. `note` says why
+ * not, when that is worth showing (a resource that is simply Primary here or
+ * elsewhere is not).
+ */
+export function failOverApplies(
+  view: ResourceView,
+): { applies: true } | { applies: false; note: string | undefined } {
+  if (view.bindings.length === 0) return { applies: false, note: "no PV for this resource" };
+  if (claimsOf(view).length === 0) {
+    const names = view.bindings.map((b) => b.persistentVolume.name).join(", ");
+    return { applies: false, note: `PV ${names} has no claim: fail-over disabled` };
+  }
+  if (!hasQuorumPolicy(view.resource)) {
+    return { applies: false, note: "no quorum policy: fail-over disabled" };
+  }
+  if (view.resource.mayPromote !== true) return { applies: false, note: undefined };
+  return { applies: true };
+}
+
+/** The resource's connections that are not Connected, one per Kubernetes node other than ours. */
+export function lostPeers(
+  resource: DrbdResource,
+  snapshot: Pick<Snapshot, "nodeName" | "satellitePods">,
+): LostPeer[] {
+  const peers: LostPeer[] = [];
+  for (const connection of resource.connections) {
+    if (connection.connectionState === "Connected") continue;
+    const node = nodeOfConnection(connection.name, snapshot.satellitePods);
+    if (node === snapshot.nodeName || peers.some((p) => p.node === node)) continue;
+    peers.push({ connection, node });
+  }
+  return peers;
+}
+
+/** Judge one resource: wait, fail over its lost peers, or say why not. */
+export function failOver(view: ResourceView, ctx: RuleContext): RuleOutcome {
+  const gate = failOverApplies(view);
+  if (!gate.applies) return { actions: [], notes: gate.note ? [gate.note] : [] };
+  const claims = claimsOf(view);
+  const consumers = knownConsumers(claims, ctx.snapshot);
+  if (consumers.length > 0 && consumers.every((p) => podUsesClaimsReadOnly(p, claims))) {
+    return {
+      actions: [],
+      notes: ["all consumers mount the volume read-only: fail-over not needed"],
+    };
+  }
+  const outcome = nothing();
+  for (const peer of lostPeers(view.resource, ctx.snapshot)) {
+    const judged = judgePeer(view, { peer, ctx });
+    outcome.actions.push(...judged.actions);
+    outcome.notes.push(...judged.notes);
+  }
+  return outcome;
+}
+
+function judgePeer(
+  view: ResourceView,
+  { peer, ctx }: { peer: LostPeer; ctx: RuleContext },
+): RuleOutcome {
+  const resource = view.resource.name;
+  const timer = { name: "failOverSince", key: failOverKey(resource, peer.node) } as const;
+  const state = peer.connection.connectionState;
+  const fetched = ctx.snapshot.peers.get(peer.node);
+  if (fetched === undefined) {
+    keepTimer(ctx, timer);
+    return noted(`peer ${peer.node}: ${state}, node and pods not fetched`);
+  }
+  if (!fetched.ok) {
+    keepTimer(ctx, timer);
+    return noted(`peer ${peer.node}: could not fetch pods: ${fetched.error}`);
+  }
+  if (fetched.node === null) {
+    return noted(`peer ${peer.node}: ${state}, node does not exist: nothing to fail over`);
+  }
+  const node = fetched.node;
+  const claims = claimsOf(view);
+  const volumes = new Set(view.bindings.map((b) => b.persistentVolume.name));
+  const podsThere = fetched.pods.filter((p) =>
+    p.nodeName === node.name && podUsesAnyClaim(p, claims) && !podIsTerminal(p)
+  );
+  const running = podsThere.filter((p) => p.phase === "Running");
+  const attachments = ctx.snapshot.volumeAttachments.filter((va) =>
+    va.nodeName === node.name && va.persistentVolumeName !== undefined &&
+    volumes.has(va.persistentVolumeName)
+  );
+  if (running.length === 0 && attachments.length === 0) {
+    return noted(`peer ${node.name}: ${state}, volume not in use there`);
+  }
+
+  const since = runTimer(ctx, timer);
+  if (since === undefined) {
+    return noted(
+      `peer ${node.name}: ${state} while the volume is in use there; ` +
+        "fail-over timer not started while held back",
+    );
+  }
+  const elapsed = ctx.now - since;
+  const record = ctx.next.failOvers.get(resource);
+  // The fail-over for this timer already started (and was counted) when a
+  // fail-over of the resource was recorded after this timer ran its minimum.
+  const started = record !== undefined && record.lastAt >= since + ctx.options.failOverTimeout;
+  if (!started) {
+    const count = record?.count ?? 0;
+    const delay = failOverDelay(count, ctx.options);
+    if (elapsed < delay) {
+      const backoff = count > 0 ? ` (backoff after ${count} fail-over${count > 1 ? "s" : ""})` : "";
+      return noted(
+        `waiting ${formatDuration(elapsed)} of ${formatDuration(delay)} ` +
+          `before failing over ${node.name}${backoff}`,
+      );
+    }
+    if (ctx.acting) ctx.next.failOvers.set(resource, { count: count + 1, lastAt: ctx.now });
+  }
+
+  const situation = {
+    resource,
+    node,
+    state,
+    volumes: [...volumes].join(", "),
+    elapsed: formatDuration(elapsed),
+  };
+  const actions: Action[] = [];
+  const parts: string[] = [];
+  if (!ctx.options.disableNodeTaints) {
+    if (hasTaint(node, lostQuorumTaint)) {
+      parts.push("node already tainted");
+    } else {
+      actions.push(taintPeer(situation));
+    }
+  }
+  for (const pod of podsThere) {
+    const skip = podExemption(pod, { node, ctx });
+    if (skip) {
+      parts.push(`skip pod ${podKey(pod)}: ${skip}`);
+    } else {
+      actions.push(removePod(pod, situation, ctx));
+    }
+  }
+  for (const va of attachments) actions.push(detach(va, situation));
+  for (const action of actions) parts.push(describe(action));
+  return {
+    actions,
+    notes: [
+      `failing over ${node.name} (${state} for ${situation.elapsed}): ` +
+      (parts.length > 0 ? parts.join(", ") : "nothing left to do"),
+    ],
+  };
+}
+
+/** What every action of one peer's fail-over shares. */
+interface Situation {
+  resource: string;
+  node: NodeInfo;
+  state: string;
+  volumes: string;
+  elapsed: string;
+}
+
+function noted(note: string): RuleOutcome {
+  return { actions: [], notes: [note] };
+}
+
+/** Why a pod on the lost node is left alone, or undefined to remove it. */
+function podExemption(
+  pod: PodInfo,
+  { node, ctx }: { node: NodeInfo; ctx: RuleContext },
+): string | undefined {
+  if (pod.ignoreFailOver) return "has the ignore-fail-over annotation";
+  if (!pod.hasOwner) return "has no owner that would recreate it";
+  if (!ctx.options.failOverUnsafePods) {
+    const unsafe = unsafeVolumes(pod, ctx.snapshot.persistentVolumes);
+    if (unsafe.length > 0) return `volumes not known to be safe to move: ${unsafe.join(", ")}`;
+  }
+  if (pod.deletionTimestamp !== undefined && node.ready) return "already terminating";
+  return undefined;
+}
+
+function taintPeer(s: Situation): Action {
+  return {
+    kind: "taint-node",
+    node: s.node.name,
+    taint: lostQuorumTaint,
+    resource: s.resource,
+    reason: `Node ${s.node.name} has been disconnected from DRBD resource ${s.resource} ` +
+      `(${s.state}) for ${s.elapsed} while volume ${s.volumes} is in use there, ` +
+      "so no new pod may be scheduled there.",
+    events: [warningEvent(nodeTarget(s.node), {
+      reason: eventReason.nodeStorageQuorumLost,
+      action: eventAction.taintedNode,
+      note: `Tainted ${lostQuorumTaint.key}:${lostQuorumTaint.effect}: DRBD resource ` +
+        `${s.resource} (volume ${s.volumes}) lost its connection to this node (${s.state}).`,
+    })],
+  };
+}
+
+function removePod(pod: PodInfo, s: Situation, ctx: RuleContext): Action {
+  const ref: PodRef = { namespace: pod.namespace, name: pod.name, uid: pod.uid };
+  const why = `Pod ${podKey(pod)} on node ${s.node.name} uses volume ${s.volumes}, ` +
+    `whose DRBD resource ${s.resource} has been disconnected from that node (${s.state}) ` +
+    `for ${s.elapsed}`;
+  if (s.node.ready) {
+    return {
+      kind: "evict-pod",
+      pod: ref,
+      gracePeriodSeconds: ctx.options.gracePeriodSeconds,
+      resource: s.resource,
+      reason: `${why}, so it is evicted to restart on a node with quorum.`,
+      events: [warningEvent(podTarget(ref), {
+        reason: eventReason.volumeWithoutQuorum,
+        action: eventAction.evictedPod,
+        note: `Evicted: volume ${s.volumes} lost quorum on node ${s.node.name}.`,
+      })],
+    };
+  }
+  return {
+    kind: "force-delete-pod",
+    pod: ref,
+    resource: s.resource,
+    reason: `${why} and the node is not Ready, so it is deleted without waiting for the kubelet.`,
+    events: [warningEvent(podTarget(ref), {
+      reason: eventReason.volumeWithoutQuorum,
+      action: eventAction.deletedPod,
+      note: `Force-deleted: volume ${s.volumes} lost quorum on node ${s.node.name}, ` +
+        "which is not Ready.",
+    })],
+  };
+}
+
+function detach(va: VolumeAttachmentInfo, s: Situation): Action {
+  return {
+    kind: "delete-volume-attachment",
+    name: va.name,
+    uid: va.uid,
+    gracePeriodSeconds: s.node.ready ? undefined : 0,
+    resource: s.resource,
+    reason: `VolumeAttachment ${va.name} attaches volume ${va.persistentVolumeName} to node ` +
+      `${s.node.name}, which has been disconnected from DRBD resource ${s.resource} ` +
+      `(${s.state}) for ${s.elapsed}, so it is deleted to let the volume attach elsewhere.`,
+    events: [warningEvent(volumeAttachmentTarget(va), {
+      reason: eventReason.volumeWithoutQuorum,
+      action: eventAction.volumeAttachmentDeleted,
+      note: `Deleted: volume ${va.persistentVolumeName} lost quorum on node ${s.node.name}.`,
+    })],
+  };
+}
+
+function describe(action: Action): string {
+  switch (action.kind) {
+    case "taint-node":
+      return "taint node";
+    case "evict-pod":
+      return `evict pod ${podKey(action.pod)}`;
+    case "force-delete-pod":
+      return `force-delete pod ${podKey(action.pod)}`;
+    case "delete-volume-attachment":
+      return `delete VolumeAttachment ${action.name}`;
+    default:
+      return action.kind;
+  }
+}

@@ -1,0 +1,191 @@
+/**
+ * The decision rules of ha-controller, as pure functions.
+ *
+ * Each cycle the loop calls `peersToInspect` to learn which lost peers it
+ * must read (their Node and pods), fills `Snapshot.peers`, calls `decide`,
+ * carries out (or prints) the plan and passes the issued actions to
+ * `recordIssued` before the next cycle.
+ *
+ * Rules, one module each: `fail_over.ts`, `own_taints.ts`,
+ * `suspended_demotion.ts`, `force_io.ts`; loop protection (pause, untrusted
+ * data, no repeats within `operationsTimeout`, fail-over backoff) lives in
+ * `protection.ts`.
+ *
+ * @module
+ */
+
+import type { Options } from "../options.ts";
+import { formatDuration, type RuleContext } from "./context.ts";
+import { failOver, failOverApplies, lostPeers } from "./fail_over.ts";
+import { forceIo } from "./force_io.ts";
+import { ownTaints } from "./own_taints.ts";
+import {
+  describeAction,
+  failOverBackoffReset,
+  pauseReason,
+  untrustedReasons,
+  withoutRecentRepeats,
+} from "./protection.ts";
+import { suspendedDemotion } from "./suspended_demotion.ts";
+import {
+  type Action,
+  actionKey,
+  type Decision,
+  type Memory,
+  type ResourceVerdict,
+  type Snapshot,
+} from "./types.ts";
+import {
+  bindingsOfResource,
+  claimKey,
+  claimsOf,
+  knownConsumers,
+  podKey,
+  type ResourceView,
+} from "./volumes.ts";
+
+export {
+  drbdStalenessBound,
+  failOverBackoffReset,
+  failOverDelay,
+  maxFailOverDelay,
+  recordIssued,
+} from "./protection.ts";
+
+/**
+ * Kubernetes node names of the lost peers whose Node and pods the loop must
+ * fetch (pods by `fieldSelector=spec.nodeName=<node>`) before calling
+ * `decide`: for every local resource the fail-over rule applies to, the
+ * nodes behind its connections that are not Connected. Sorted, no duplicates,
+ * never this node.
+ */
+export function peersToInspect(snapshot: Omit<Snapshot, "peers">, _options: Options): string[] {
+  const nodes = new Set<string>();
+  for (const resource of snapshot.drbd.resources) {
+    const view = {
+      resource,
+      bindings: bindingsOfResource(resource.name, snapshot.persistentVolumes),
+    };
+    if (!failOverApplies(view).applies) continue;
+    for (const peer of lostPeers(resource, snapshot)) nodes.add(peer.node);
+  }
+  return [...nodes].sort();
+}
+
+/**
+ * One decision cycle: what to do now, memory for the next cycle and a
+ * verdict per local DRBD resource. Pure: neither `snapshot` nor `memory` is
+ * modified.
+ *
+ * The plan is empty while the data cannot be trusted (own Node unknown,
+ * caches not synced, DRBD unavailable or stale; no timer starts then) or
+ * while the own Node carries the pause annotation; `heldBack` says why.
+ */
+export function decide(
+  snapshot: Snapshot,
+  memory: Memory,
+  options: Options,
+  now: number,
+): Decision {
+  const untrusted = untrustedReasons(snapshot, options, now);
+  const paused = pauseReason(snapshot);
+  const trusted = untrusted.length === 0;
+  const ctx: RuleContext = {
+    snapshot,
+    options,
+    now,
+    previous: memory,
+    next: nextMemory(memory, { trusted, options, now }),
+    trusted,
+    acting: trusted && paused === undefined,
+  };
+
+  const resources = snapshot.drbd.resources;
+  const own = ownTaints(resources, ctx);
+  const planned: Action[] = [...own.actions];
+  const notes = new Map<string, string[]>();
+  const views: ResourceView[] = [];
+  for (const resource of resources) {
+    const view = {
+      resource,
+      bindings: bindingsOfResource(resource.name, snapshot.persistentVolumes),
+    };
+    views.push(view);
+    const resourceNotes = [...(own.notes.get(resource.name) ?? [])];
+    for (const rule of [failOver, suspendedDemotion, forceIo]) {
+      const outcome = rule(view, ctx);
+      planned.push(...outcome.actions);
+      resourceNotes.push(...outcome.notes);
+    }
+    notes.set(resource.name, resourceNotes);
+  }
+
+  const { kept, suppressed } = withoutRecentRepeats(planned, { memory, options, now });
+  for (const { action, ago } of suppressed) {
+    if (action.resource === undefined) continue;
+    notes.get(action.resource)?.push(
+      `not repeating ${describeAction(action)} issued ${formatDuration(ago)} ago`,
+    );
+  }
+  const plan = withoutDuplicates(kept);
+
+  const heldBackReasons = [...untrusted, ...(paused ? [paused] : [])];
+  const heldBack = heldBackReasons.length > 0 ? heldBackReasons.join("; ") : undefined;
+  const verdicts: ResourceVerdict[] = views.map((view) => {
+    const claims = claimsOf(view);
+    const resourceNotes = notes.get(view.resource.name) ?? [];
+    if (heldBack && plan.some((a) => a.resource === view.resource.name)) {
+      resourceNotes.push("held back");
+    }
+    return {
+      resource: view.resource.name,
+      persistentVolume: view.bindings.length > 0
+        ? view.bindings.map((b) => b.persistentVolume.name).join(", ")
+        : undefined,
+      claim: claims.length > 0 ? claims.map(claimKey).join(", ") : undefined,
+      consumers: knownConsumers(claims, snapshot).map(podKey).sort(),
+      decision: resourceNotes.length > 0 ? resourceNotes.join("; ") : "healthy",
+    };
+  });
+
+  return { plan: heldBack ? [] : plan, memory: ctx.next, verdicts, heldBack };
+}
+
+/**
+ * The memory the rules fill in this cycle. Trusted data rebuilds the timers
+ * from scratch (a timer whose condition is gone is cleared); untrusted data
+ * keeps every timer as it was. `actedAt` entries older than
+ * `operationsTimeout` and fail-over counts older than `failOverBackoffReset`
+ * are dropped.
+ */
+function nextMemory(
+  memory: Memory,
+  { trusted, options, now }: { trusted: boolean; options: Options; now: number },
+): Memory {
+  const actedAt = new Map<string, number>();
+  for (const [key, at] of memory.actedAt) {
+    if (now - at < options.operationsTimeout) actedAt.set(key, at);
+  }
+  const failOvers = new Map<string, { count: number; lastAt: number }>();
+  for (const [resource, record] of memory.failOvers) {
+    if (now - record.lastAt < failOverBackoffReset) failOvers.set(resource, { ...record });
+  }
+  return {
+    failOverSince: trusted ? new Map() : new Map(memory.failOverSince),
+    quorumLostSince: trusted ? new Map() : new Map(memory.quorumLostSince),
+    actedAt,
+    failOvers,
+  };
+}
+
+function withoutDuplicates(actions: Action[]): Action[] {
+  const seen = new Set<string>();
+  const unique: Action[] = [];
+  for (const action of actions) {
+    const key = actionKey(action);
+    if (seen.has(key)) continue;
+    seen.add(key);
+    unique.push(action);
+  }
+  return unique;
+}

@@ -1,0 +1,149 @@
+/**
+ * Own node taints: keep new pods off this node while it cannot serve DRBD
+ * volumes. `lost-quorum` once a resource with a quorum policy has lacked
+ * quorum for `failOverTimeout` (a resource that lacks quorum only briefly,
+ * for example while it connects after creation, does not taint), removed
+ * when every resource has quorum again. `force-io-error` while any resource
+ * forces I/O failures. Only our two taints are ever added or removed, and only
+ * when missing or present respectively.
+ *
+ * @module
+ */
+
+import { type DrbdResource, hasQuorumPolicy } from "../drbd/model.ts";
+import type { NodeInfo, Taint } from "../kube/objects.ts";
+import { eventAction, eventReason } from "../names.ts";
+import { formatDuration, type RuleContext, runTimer } from "./context.ts";
+import {
+  forceIoErrorTaint,
+  hasTaint,
+  lostQuorumTaint,
+  nodeTarget,
+  normalEvent,
+  warningEvent,
+} from "./events.ts";
+import type { Action, EventSpec } from "./types.ts";
+
+/** Node-wide taint actions plus verdict notes per resource name. */
+export interface OwnTaintsOutcome {
+  /** Taint or untaint actions on this node. */
+  actions: Action[];
+  /** Notes for the verdicts, by resource name. */
+  notes: Map<string, string[]>;
+}
+
+/** True when some volume of a resource with a quorum policy lacks quorum. */
+export function lacksQuorum(resource: DrbdResource): boolean {
+  return hasQuorumPolicy(resource) && resource.devices.some((d) => !d.quorum);
+}
+
+/** Decide this node's lost-quorum and force-io-error taints. */
+export function ownTaints(resources: DrbdResource[], ctx: RuleContext): OwnTaintsOutcome {
+  const notes = new Map<string, string[]>();
+  const note = (resource: string, text: string) => {
+    notes.set(resource, [...(notes.get(resource) ?? []), text]);
+  };
+  const disabled = ctx.options.disableNodeTaints;
+  const timeout = ctx.options.failOverTimeout;
+  const longLost: string[] = [];
+  let anyLost = false;
+  for (const resource of resources) {
+    if (!lacksQuorum(resource)) continue;
+    anyLost = true;
+    if (disabled) {
+      note(resource.name, "no quorum on this node (node taints disabled)");
+      continue;
+    }
+    const since = runTimer(ctx, { name: "quorumLostSince", key: resource.name });
+    if (since === undefined) {
+      note(resource.name, "no quorum on this node; timer not started while held back");
+    } else if (ctx.now - since >= timeout) {
+      longLost.push(resource.name);
+      note(resource.name, `no quorum on this node for ${formatDuration(ctx.now - since)}`);
+    } else {
+      note(
+        resource.name,
+        `no quorum on this node for ${formatDuration(ctx.now - since)} of ` +
+          `${formatDuration(timeout)} before tainting it`,
+      );
+    }
+  }
+  const forcing = resources.filter((r) => r.forceIoFailures).map((r) => r.name);
+
+  const node = ctx.snapshot.ownNode;
+  const actions: Action[] = [];
+  if (disabled || node === undefined) return { actions, notes };
+
+  if (longLost.length > 0 && !hasTaint(node, lostQuorumTaint)) {
+    actions.push(change(node, {
+      add: true,
+      taint: lostQuorumTaint,
+      reason: `DRBD resource ${longLost.join(", ")} has had no quorum on node ${node.name} for ` +
+        `at least ${formatDuration(timeout)}, so no new pod may be scheduled there.`,
+      event: warningEvent(nodeTarget(node), {
+        reason: eventReason.nodeStorageQuorumLost,
+        action: eventAction.taintedNode,
+        note: `Tainted ${taintText(lostQuorumTaint)}: DRBD resource ${longLost.join(", ")} ` +
+          "lost quorum on this node.",
+      }),
+    }));
+  } else if (!anyLost && hasTaint(node, lostQuorumTaint)) {
+    actions.push(change(node, {
+      add: false,
+      taint: lostQuorumTaint,
+      reason: `Every DRBD resource on node ${node.name} has quorum again, ` +
+        "so pods may be scheduled there again.",
+      event: normalEvent(nodeTarget(node), {
+        reason: eventReason.nodeStorageQuorumRegained,
+        action: eventAction.untaintedNode,
+        note: `Removed ${taintText(lostQuorumTaint)}: every DRBD resource has quorum.`,
+      }),
+    }));
+  }
+
+  if (forcing.length > 0 && !hasTaint(node, forceIoErrorTaint)) {
+    actions.push(change(node, {
+      add: true,
+      taint: forceIoErrorTaint,
+      reason: `DRBD resource ${forcing.join(", ")} forces I/O errors on node ${node.name}, ` +
+        "so no new pod may be scheduled there.",
+      event: warningEvent(nodeTarget(node), {
+        reason: eventReason.volumeForcingIoErrors,
+        action: eventAction.taintedNode,
+        note: `Tainted ${taintText(forceIoErrorTaint)}: DRBD resource ${forcing.join(", ")} ` +
+          "forces I/O errors.",
+      }),
+    }));
+  } else if (forcing.length === 0 && hasTaint(node, forceIoErrorTaint)) {
+    actions.push(change(node, {
+      add: false,
+      taint: forceIoErrorTaint,
+      reason: `No DRBD resource forces I/O errors on node ${node.name} any more, ` +
+        "so pods may be scheduled there again.",
+      event: normalEvent(nodeTarget(node), {
+        reason: eventReason.noVolumeForcingIoErrors,
+        action: eventAction.untaintedNode,
+        note: `Removed ${taintText(forceIoErrorTaint)}: no DRBD resource forces I/O errors.`,
+      }),
+    }));
+  }
+  return { actions, notes };
+}
+
+function taintText(taint: Taint): string {
+  return `${taint.key}:${taint.effect}`;
+}
+
+function change(
+  node: NodeInfo,
+  spec: { add: boolean; taint: Taint; reason: string; event: EventSpec },
+): Action {
+  return {
+    kind: spec.add ? "taint-node" : "untaint-node",
+    node: node.name,
+    taint: spec.taint,
+    resource: undefined,
+    reason: spec.reason,
+    events: [spec.event],
+  };
+}

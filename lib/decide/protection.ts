@@ -1,0 +1,148 @@
+/**
+ * Loop protection: when the agent must hold back entirely (untrusted data,
+ * operator pause), how long a destructive action is not repeated, and the
+ * exponential backoff between fail-overs of the same resource.
+ *
+ * @module
+ */
+
+import type { Options } from "../options.ts";
+import { pauseAnnotation } from "../names.ts";
+import { formatDuration } from "./context.ts";
+import { type Action, actionKey, type Memory, type Snapshot } from "./types.ts";
+
+/**
+ * Upper bound of the wait before a repeated fail-over of one resource
+ * (5 minutes). The first fail-over waits `failOverTimeout`; after `n`
+ * fail-overs the next waits `failOverTimeout * 2^n`, but never more than
+ * this (and never less than `failOverTimeout`).
+ */
+export const maxFailOverDelay = 5 * 60_000;
+
+/**
+ * Quiet period after which a resource's fail-over count starts from zero
+ * again: 10 × `maxFailOverDelay` (50 minutes) after its last fail-over.
+ */
+export const failOverBackoffReset = 10 * maxFailOverDelay;
+
+/** Wait before failing over a resource that already failed over `count` times. */
+export function failOverDelay(count: number, options: Options): number {
+  const doubled = options.failOverTimeout * 2 ** count;
+  return Math.max(options.failOverTimeout, Math.min(maxFailOverDelay, doubled));
+}
+
+/**
+ * Oldest DRBD state the rules act on: `2 × drbdStatusInterval +
+ * failOverTimeout` since it was last confirmed complete. Two missed full
+ * resyncs plus the fail-over timeout means the sampler is stuck, and the
+ * state may be older than the condition the agent would act on.
+ */
+export function drbdStalenessBound(options: Options): number {
+  return 2 * options.drbdStatusInterval + options.failOverTimeout;
+}
+
+/**
+ * Why the snapshot cannot be trusted (empty when it can): the own Node is
+ * unknown, the caches have not synced, DRBD could not be read, or the DRBD
+ * state is older than `drbdStalenessBound`.
+ */
+export function untrustedReasons(snapshot: Snapshot, options: Options, now: number): string[] {
+  const reasons: string[] = [];
+  if (snapshot.ownNode === undefined) {
+    reasons.push(`own Node ${snapshot.nodeName} is not known`);
+  }
+  if (!snapshot.cachesSynced) {
+    reasons.push("Kubernetes caches have not synced yet");
+  }
+  if (snapshot.drbd.availability !== "ok") {
+    const why = snapshot.drbd.message ? `: ${snapshot.drbd.message}` : "";
+    reasons.push(`DRBD state unavailable (${snapshot.drbd.availability})${why}`);
+  } else {
+    const age = now - snapshot.drbd.confirmedAt;
+    const bound = drbdStalenessBound(options);
+    if (age > bound) {
+      reasons.push(
+        `DRBD state is stale: last confirmed ${formatDuration(age)} ago, ` +
+          `limit ${formatDuration(bound)}`,
+      );
+    }
+  }
+  return reasons;
+}
+
+/** Why actions are paused on this node, or undefined. */
+export function pauseReason(snapshot: Snapshot): string | undefined {
+  if (!snapshot.ownNode?.actionsPaused) return undefined;
+  return `actions paused by annotation ${pauseAnnotation} on node ${snapshot.ownNode.name}`;
+}
+
+/** Evictions, pod deletions, VolumeAttachment deletions and forced demotions. */
+export function isDestructive(action: Action): boolean {
+  return action.kind === "evict-pod" || action.kind === "force-delete-pod" ||
+    action.kind === "delete-volume-attachment" || action.kind === "force-demote";
+}
+
+/** A destructive action held back because it was issued recently. */
+export interface SuppressedAction {
+  /** The action. */
+  action: Action;
+  /** How long ago it was issued, milliseconds. */
+  ago: number;
+}
+
+/**
+ * Split actions into those to issue and destructive ones issued less than
+ * `operationsTimeout` ago (by `actionKey`), which are held back.
+ */
+export function withoutRecentRepeats(
+  actions: Action[],
+  context: { memory: Memory; options: Options; now: number },
+): { kept: Action[]; suppressed: SuppressedAction[] } {
+  const kept: Action[] = [];
+  const suppressed: SuppressedAction[] = [];
+  for (const action of actions) {
+    const at = isDestructive(action) ? context.memory.actedAt.get(actionKey(action)) : undefined;
+    if (at !== undefined && context.now - at < context.options.operationsTimeout) {
+      suppressed.push({ action, ago: context.now - at });
+    } else {
+      kept.push(action);
+    }
+  }
+  return { kept, suppressed };
+}
+
+/**
+ * Memory after the loop issued `actions` at `now`: every destructive action
+ * is stamped in `actedAt`, so it is not repeated within `operationsTimeout`.
+ * Returns a new Memory; `memory` is not modified.
+ */
+export function recordIssued(memory: Memory, actions: Action[], now: number): Memory {
+  const actedAt = new Map(memory.actedAt);
+  for (const action of actions) {
+    if (isDestructive(action)) actedAt.set(actionKey(action), now);
+  }
+  return {
+    failOverSince: new Map(memory.failOverSince),
+    quorumLostSince: new Map(memory.quorumLostSince),
+    actedAt,
+    failOvers: new Map(memory.failOvers),
+  };
+}
+
+/** A short description of an action, e.g. `evict pod ns/name`. */
+export function describeAction(action: Action): string {
+  switch (action.kind) {
+    case "taint-node":
+      return `taint node ${action.node} ${action.taint.key}:${action.taint.effect}`;
+    case "untaint-node":
+      return `untaint node ${action.node} ${action.taint.key}:${action.taint.effect}`;
+    case "evict-pod":
+      return `evict pod ${action.pod.namespace}/${action.pod.name}`;
+    case "force-delete-pod":
+      return `force-delete pod ${action.pod.namespace}/${action.pod.name}`;
+    case "delete-volume-attachment":
+      return `delete VolumeAttachment ${action.name}`;
+    case "force-demote":
+      return `force-demote ${action.resource}`;
+  }
+}
