@@ -78,10 +78,8 @@ export interface RequestOptions {
 
 /** How the client reaches the API server. */
 export interface ClientOptions {
-  /** Path of a kubeconfig; empty: KUBECONFIG, then in-cluster config. */
+  /** Path of a kubeconfig; empty: in-cluster config. */
   kubeconfig: string;
-  /** Value of the KUBECONFIG environment variable, if any. */
-  kubeconfigEnv?: string;
   /** Default timeout for non-watch requests in ms; 0 means none. */
   requestTimeoutMs: number;
   /** Called after every request. */
@@ -120,7 +118,7 @@ export class KubeClient {
    */
   static async connect(options: ClientOptions): Promise<KubeClient> {
     const kc = new KubeConfig();
-    const file = options.kubeconfig || options.kubeconfigEnv || "";
+    const file = options.kubeconfig;
     try {
       if (file) kc.loadFromFile(file);
       else kc.loadFromCluster();

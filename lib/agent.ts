@@ -1,0 +1,205 @@
+/**
+ * Wiring: the pieces of the agent put together for `run` and `status`.
+ *
+ * @module
+ */
+
+import { Executor } from "./act.ts";
+import { decide, peersToInspect } from "./decide/mod.ts";
+import { emptyMemory, type PeerView, type Snapshot } from "./decide/types.ts";
+import { DrbdSampler, forceSecondary, sampleOnce } from "./drbd/mod.ts";
+import { serveHealth } from "./http.ts";
+import {
+  errorMessage,
+  fetchPeer,
+  KubeCaches,
+  KubeClient,
+  KubeWriter,
+  type WriteOutcome,
+} from "./kube/mod.ts";
+import { type Log, logger } from "./log.ts";
+import { AgentLoop, type ClusterView } from "./loop.ts";
+import { createAgentMetrics, updateDrbdMetrics } from "./metrics.ts";
+import type { Options } from "./options.ts";
+import { buildStatus, renderStatusTable } from "./status.ts";
+import type { OutputFormat } from "./cli.ts";
+import { programName } from "./names.ts";
+import { version } from "./version.ts";
+
+function connect(options: Options, observe?: (verb: string, code: string) => void) {
+  return KubeClient.connect({
+    kubeconfig: options.kubeconfig,
+    requestTimeoutMs: options.requestTimeout,
+    observe,
+  });
+}
+
+function readCluster(caches: KubeCaches): ClusterView {
+  return {
+    ownNode: caches.ownNode.items()[0],
+    localPods: caches.localPods.items(),
+    satellitePods: caches.satellitePods.items(),
+    persistentVolumes: caches.persistentVolumes.items(),
+    volumeAttachments: caches.volumeAttachments.items(),
+    cachesSynced: caches.synced,
+  };
+}
+
+function healthOf(
+  options: Options,
+  loop: AgentLoop,
+  caches: KubeCaches,
+  now: () => number,
+): { ok: boolean; reason: string } {
+  const bound = options.reconcileInterval + options.operationsTimeout;
+  const last = loop.lastCycleEndedAt;
+  if (last === 0) return { ok: false, reason: "no decision cycle has finished yet" };
+  if (now() - last > bound) {
+    return { ok: false, reason: `last decision cycle ended ${Math.round((now() - last) / 1000)}s ago` };
+  }
+  const problems = caches.problems();
+  if (problems.length > 0) return { ok: false, reason: `caches not synced: ${problems.join("; ")}` };
+  if (caches.ownNode.size === 0) {
+    return { ok: false, reason: `node ${options.nodeName} does not exist in the cluster` };
+  }
+  return { ok: true, reason: "ok" };
+}
+
+/** Run the agent until SIGTERM/SIGINT or `signal`. Returns the exit code. */
+export async function runAgent(
+  options: Options,
+  signal?: AbortSignal,
+): Promise<number> {
+  const log = logger("agent");
+  const now = Date.now;
+  const metrics = createAgentMetrics();
+  let client: KubeClient;
+  try {
+    client = await connect(options, (verb, code) => metrics.apiRequests.inc({ verb, code }));
+  } catch (err) {
+    log.error(errorMessage(err));
+    return 1;
+  }
+  log.info(
+    `${programName} ${version} starting on node ${options.nodeName}${options.dryRun ? " in dry-run mode" : ""}`,
+    { server: client.server },
+  );
+  const stop = new AbortController();
+  signal?.addEventListener("abort", () => stop.abort());
+  const onSignal = () => {
+    log.info("signal received, stopping");
+    stop.abort();
+  };
+  Deno.addSignalListener("SIGTERM", onSignal);
+  Deno.addSignalListener("SIGINT", onSignal);
+
+  // The loop is created first so the edges can wake it.
+  let loop: AgentLoop | undefined;
+  const wake = () => loop?.wake();
+  const sampler = new DrbdSampler({
+    statusIntervalMs: options.drbdStatusInterval,
+    timeoutMs: options.operationsTimeout,
+    onChange: wake,
+    onError: (command) => metrics.drbdsetupErrors.inc({ command }),
+  });
+  const caches = new KubeCaches(client, {
+    nodeName: options.nodeName,
+    satellitePodLabel: options.satellitePodLabel,
+    resyncIntervalMs: options.resyncInterval,
+    onChange: wake,
+    log: logger("kube"),
+  });
+  const writer = new KubeWriter(client, options.nodeName);
+  const executor = new Executor({
+    addTaint: (node, taint) => writer.addTaint(node, taint),
+    removeTaint: (node, taint) => writer.removeTaint(node, taint),
+    evictPod: (pod, grace) => writer.evictPod(pod, grace),
+    forceDeletePod: (pod) => writer.forceDeletePod(pod),
+    deleteVolumeAttachment: (name, uid, grace) => writer.deleteVolumeAttachment(name, uid, grace),
+    forceSecondary: async (resource): Promise<WriteOutcome> => {
+      const outcome = await forceSecondary(resource, { timeoutMs: options.operationsTimeout });
+      return outcome === "demoted" ? "done" : "already";
+    },
+    recordEvent: (event, at) => writer.recordEvent(event, at),
+  }, { dryRun: options.dryRun, operationsTimeoutMs: options.operationsTimeout, log: logger("act") });
+  loop = new AgentLoop({
+    options,
+    sampleDrbd: () => sampler.sample(),
+    readCluster: () => readCluster(caches),
+    fetchPeer: (node) => fetchPeer(client, node),
+    executor,
+    now,
+    log: logger("loop"),
+    onCycle: (report) => {
+      updateDrbdMetrics(metrics, report.snapshot.drbd);
+      metrics.loopCycleSeconds.observe((report.endedAt - report.startedAt) / 1000);
+      metrics.lastGoodCycle.set(report.endedAt / 1000);
+      metrics.cachesSynced.set(report.snapshot.cachesSynced ? 1 : 0);
+      metrics.heldBack.reset();
+      if (report.decision.heldBack) metrics.heldBack.set({ reason: report.decision.heldBack }, 1);
+      for (const e of report.executed) metrics.actions.inc({ kind: e.action.kind, result: e.result });
+      for (const s of report.failOverReactions) metrics.failOverReaction.observe(s);
+    },
+  });
+  const health = options.healthBindAddress
+    ? serveHealth(options.healthBindAddress, {
+      health: () => healthOf(options, loop!, caches, now),
+      metrics: () => metrics.registry.render(),
+    }, (addr) => log.info(`serving /healthz and /metrics on ${addr.hostname}:${addr.port}`))
+    : undefined;
+
+  sampler.start();
+  caches.start();
+  try {
+    await loop.run(stop.signal);
+  } finally {
+    Deno.removeSignalListener("SIGTERM", onSignal);
+    Deno.removeSignalListener("SIGINT", onSignal);
+    await sampler.stop();
+    await caches.stop();
+    await health?.stop();
+    client.close();
+  }
+  log.info("stopped");
+  return 0;
+}
+
+/** Sample DRBD and the cluster once, print what the agent sees and would do. */
+export async function runStatus(options: Options, output: OutputFormat): Promise<number> {
+  const log: Log = logger("status");
+  let client: KubeClient;
+  try {
+    client = await connect(options);
+  } catch (err) {
+    log.error(errorMessage(err));
+    return 1;
+  }
+  const caches = new KubeCaches(client, {
+    nodeName: options.nodeName,
+    satellitePodLabel: options.satellitePodLabel,
+    resyncIntervalMs: 0,
+    onChange: () => {},
+    log: logger("kube"),
+    backoffInitialMs: 200,
+  });
+  try {
+    caches.start();
+    const syncTimeout = options.requestTimeout > 0 ? options.requestTimeout : 10_000;
+    const [drbd] = await Promise.all([
+      sampleOnce({ timeoutMs: options.operationsTimeout }),
+      caches.waitSynced(syncTimeout),
+    ]);
+    const partial = { nodeName: options.nodeName, drbd, ...readCluster(caches) };
+    const peers = new Map<string, PeerView>();
+    for (const node of peersToInspect(partial, options)) peers.set(node, await fetchPeer(client, node));
+    const snapshot: Snapshot = { ...partial, peers };
+    const decision = decide(snapshot, emptyMemory(), options, Date.now());
+    const report = buildStatus(snapshot, decision, caches.problems());
+    if (output === "json") console.log(JSON.stringify(report, null, 2));
+    else Deno.stdout.writeSync(new TextEncoder().encode(renderStatusTable(report)));
+    return 0;
+  } finally {
+    await caches.stop();
+    client.close();
+  }
+}
