@@ -1,0 +1,626 @@
+/**
+ * Keeps the DRBD model of this node current, the way drbd-reactor does:
+ * a long-running `drbdsetup events2` delivers every state change as it
+ * happens, and a full resync every `statusIntervalMs` (a fresh
+ * `events2 --now` plus `show --show-defaults --json`) reads the quorum and
+ * suspend options and catches a stream that stalled.
+ *
+ * Both commands and options exist in drbd-utils 9.22 (Debian 12) and current.
+ * `events2 --now` is used rather than `status --json` because only events2
+ * carries may_promote.
+ *
+ * @module
+ */
+
+import { getLogger } from "@logtape/logtape";
+import { Events2State, parseEvents2Dump } from "./events2.ts";
+import type { DrbdResource, DrbdResourceConfig, DrbdSample } from "./model.ts";
+import {
+  DrbdsetupError,
+  type DrbdsetupExit,
+  type DrbdsetupProcess,
+  runDrbdsetupChecked,
+  spawnDrbdsetup,
+} from "./run.ts";
+import { parseShowJson } from "./show_json.ts";
+
+/** The message of a sample whose availability is `not-loaded`. */
+export const NOT_LOADED_MESSAGE = "DRBD not loaded: nothing to watch";
+
+/** Arguments of the long-running stream. */
+export const EVENTS2_STREAM_ARGS: readonly string[] = Object.freeze(["events2"]);
+/** Arguments of the one-shot state dump. */
+export const EVENTS2_NOW_ARGS: readonly string[] = Object.freeze(["events2", "--now"]);
+/** Arguments of the configuration read (`--show-defaults`: 9.22 hides defaults otherwise). */
+export const SHOW_ARGS: readonly string[] = Object.freeze(["show", "--show-defaults", "--json"]);
+
+/** Log levels the sampler uses. */
+export type DrbdLogLevel = "debug" | "info" | "warning" | "error";
+
+/** A log callback: one message plus structured properties. */
+export type DrbdLog = (
+  level: DrbdLogLevel,
+  message: string,
+  properties?: Record<string, unknown>,
+) => void;
+
+/** Logs to @logtape/logtape under the category `["ha-controller", "drbd"]`. */
+export function logtapeDrbdLog(): DrbdLog {
+  const logger = getLogger(["ha-controller", "drbd"]);
+  // The message goes in as a property so braces in it are never placeholders.
+  return (level, message, properties) => {
+    const props = { ...properties, message };
+    if (level === "debug") logger.debug("{message}", props);
+    else if (level === "info") logger.info("{message}", props);
+    else if (level === "warning") logger.warning("{message}", props);
+    else logger.error("{message}", props);
+  };
+}
+
+/** Options of {@linkcode DrbdSampler}. */
+export interface DrbdSamplerOptions {
+  /** Period of the full resync in milliseconds (the agent's `drbdStatusInterval`). */
+  statusIntervalMs: number;
+  /** Bound on each one-shot drbdsetup command (default 10 s). */
+  timeoutMs?: number;
+  /** Called after every applied change, so a waiting loop can wake at once. */
+  onChange?: () => void;
+  /** Called with the drbdsetup subcommand (`events2`, `show`) whenever one fails. */
+  onError?: (command: string) => void;
+  /** First delay before restarting a failed stream (default 1 s). */
+  restartDelayMinMs?: number;
+  /** Largest delay before restarting a failed stream (default 30 s). */
+  restartDelayMaxMs?: number;
+  /** A stream that ran this long after its dump resets the delay (default 60 s). */
+  stableAfterMs?: number;
+  /** How long a resync waits for a quiet stream before calling a difference a stall. */
+  stallSettleMs?: number;
+  /** Where log messages go (default: @logtape, category ha-controller.drbd). */
+  log?: DrbdLog;
+  /** Wall clock for `confirmedAt` (default `Date.now`). */
+  now?: () => number;
+  /** Extra environment for drbdsetup (tests: PATH to a fake). */
+  env?: Record<string, string>;
+}
+
+/** Problem that makes the sample unavailable. */
+interface Trouble {
+  availability: "not-loaded" | "error";
+  message: string;
+}
+
+/** A resync's reading of DRBD. */
+type Reading =
+  | { kind: "ok"; resources: DrbdResource[]; configs: Map<string, DrbdResourceConfig> | undefined }
+  | { kind: "not-loaded" }
+  | { kind: "error"; message: string };
+
+function errorMessage(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
+
+function withConfig(
+  resources: DrbdResource[],
+  configs: Map<string, DrbdResourceConfig> | undefined,
+): DrbdResource[] {
+  return resources.map((resource) => {
+    const config = configs?.get(resource.name);
+    return { ...resource, config: config === undefined ? undefined : { ...config } };
+  });
+}
+
+function sameState(a: DrbdResource[], b: DrbdResource[]): boolean {
+  return JSON.stringify(a) === JSON.stringify(b);
+}
+
+function differingNames(a: DrbdResource[], b: DrbdResource[]): string[] {
+  const names = new Set([...a.map((r) => r.name), ...b.map((r) => r.name)]);
+  const byName = (list: DrbdResource[], name: string) => list.find((r) => r.name === name);
+  return [...names].filter((name) =>
+    JSON.stringify(byName(a, name)) !== JSON.stringify(byName(b, name))
+  ).sort();
+}
+
+function exitError(exit: DrbdsetupExit): DrbdsetupError {
+  return new DrbdsetupError({
+    failure: "exit",
+    args: [...EVENTS2_STREAM_ARGS],
+    code: exit.code,
+    stderr: exit.stderr,
+  });
+}
+
+function exitDescription(exit: DrbdsetupExit): string {
+  const said = exit.stderr.split("\n").map((l) => l.trim()).filter((l) => l !== "").join("; ");
+  const how = exit.signal !== null
+    ? `was killed by ${exit.signal}`
+    : `exited with code ${exit.code}`;
+  return `drbdsetup ${EVENTS2_STREAM_ARGS.join(" ")} ${how}` + (said === "" ? "" : `: ${said}`);
+}
+
+/** Options of the one-shot reads. */
+interface ReadOptions {
+  timeoutMs: number;
+  signal?: AbortSignal;
+  env?: Record<string, string>;
+  onError?: (command: string) => void;
+}
+
+async function readEvents2Now(options: ReadOptions): Promise<Reading> {
+  let stdout: string;
+  try {
+    stdout = await runDrbdsetupChecked([...EVENTS2_NOW_ARGS], options);
+  } catch (err) {
+    options.onError?.("events2");
+    if (err instanceof DrbdsetupError && err.notLoaded) return { kind: "not-loaded" };
+    return { kind: "error", message: errorMessage(err) };
+  }
+  const dump = parseEvents2Dump(stdout);
+  if (dump.errors.length > 0 || !dump.complete) {
+    options.onError?.("events2");
+    const first = dump.errors[0];
+    const message = first === undefined
+      ? `drbdsetup ${EVENTS2_NOW_ARGS.join(" ")} printed no "exists -" end marker`
+      : `drbdsetup ${EVENTS2_NOW_ARGS.join(" ")} printed an unreadable line ` +
+        `${JSON.stringify(first.line)}: ${first.message}`;
+    return { kind: "error", message };
+  }
+  return { kind: "ok", resources: dump.resources, configs: undefined };
+}
+
+async function readShow(
+  options: ReadOptions,
+): Promise<Map<string, DrbdResourceConfig> | DrbdsetupError | Error> {
+  try {
+    return parseShowJson(await runDrbdsetupChecked([...SHOW_ARGS], options));
+  } catch (err) {
+    options.onError?.("show");
+    return err instanceof Error ? err : new Error(String(err));
+  }
+}
+
+/** Reads the whole DRBD state once: `events2 --now` and `show --show-defaults --json`. */
+async function readOnce(options: ReadOptions): Promise<Reading & { showError?: Error }> {
+  const [state, show] = await Promise.all([readEvents2Now(options), readShow(options)]);
+  if (state.kind !== "ok") return state;
+  if (show instanceof Error) return { ...state, showError: show };
+  return { ...state, configs: show };
+}
+
+/** Options of {@linkcode sampleOnce}. */
+export interface SampleOnceOptions {
+  /** Bound on each drbdsetup command. */
+  timeoutMs: number;
+  /** Stops the commands when fired. */
+  signal?: AbortSignal;
+  /** Wall clock for `confirmedAt` (default `Date.now`). */
+  now?: () => number;
+  /** Extra environment for drbdsetup (tests). */
+  env?: Record<string, string>;
+}
+
+/**
+ * Reads the DRBD state once (for the `status` command): `events2 --now`
+ * and `show --show-defaults --json`, run side by side. Never throws: trouble
+ * is reported in `availability` and `message`. A failed `show` leaves
+ * `config` undefined and is mentioned in `message`.
+ */
+export async function sampleOnce(options: SampleOnceOptions): Promise<DrbdSample> {
+  const now = options.now ?? Date.now;
+  const startedAt = now();
+  const reading = await readOnce(options);
+  switch (reading.kind) {
+    case "not-loaded":
+      return {
+        availability: "not-loaded",
+        message: NOT_LOADED_MESSAGE,
+        resources: [],
+        confirmedAt: startedAt,
+      };
+    case "error":
+      return { availability: "error", message: reading.message, resources: [], confirmedAt: 0 };
+    case "ok":
+      return {
+        availability: "ok",
+        message: reading.showError === undefined
+          ? undefined
+          : `resource options unknown: ${reading.showError.message}`,
+        resources: withConfig(reading.resources, reading.configs),
+        confirmedAt: startedAt,
+      };
+  }
+}
+
+/**
+ * Watches DRBD through drbdsetup and keeps a current {@linkcode DrbdSample}.
+ *
+ * - The `events2` stream is restarted after it ends, with a delay that
+ *   doubles from `restartDelayMinMs` to `restartDelayMaxMs` and is reset once
+ *   a stream ran `stableAfterMs` after its initial dump.
+ * - While the stream is not delivering, the last confirmed state is served
+ *   with its `confirmedAt`, so the consumer sees its age.
+ * - Every `statusIntervalMs` a resync reads the whole state. If it differs
+ *   from what the stream says while the stream is quiet, the stream missed
+ *   changes: the difference is logged, the resync's state adopted and the
+ *   stream restarted.
+ * - Exit 20 for a missing module gives availability `not-loaded`; the check
+ *   is repeated at every resync and the stream starts once DRBD is there.
+ */
+export class DrbdSampler {
+  readonly #intervalMs: number;
+  readonly #timeoutMs: number;
+  readonly #restartMinMs: number;
+  readonly #restartMaxMs: number;
+  readonly #stableAfterMs: number;
+  readonly #stallSettleMs: number;
+  readonly #onChange: () => void;
+  readonly #onError: (command: string) => void;
+  readonly #log: DrbdLog;
+  readonly #now: () => number;
+  readonly #env: Record<string, string> | undefined;
+
+  #started = false;
+  #stopped = false;
+  readonly #abort = new AbortController();
+
+  /** The stream's state once its dump is complete; undefined while the stream is not live. */
+  #live: Events2State | undefined;
+  /** The last confirmed state while the stream is not live. */
+  #stored: DrbdResource[] | undefined;
+  /** When `#stored` was confirmed (ms since epoch); 0 = never. */
+  #storedAt = 0;
+  #configs: Map<string, DrbdResourceConfig> | undefined;
+  #trouble: Trouble | undefined;
+
+  #process: DrbdsetupProcess | undefined;
+  /** Set when the running stream is being killed on purpose, to restart at once. */
+  #restartRequested = false;
+  /** Counts stream batches, to tell whether the stream spoke during a resync. */
+  #streamActivity = 0;
+  /** Consecutive resyncs that disagreed with a busy stream. */
+  #suspectResyncs = 0;
+
+  #supervisor: Promise<void> | undefined;
+  #resyncTimer: ReturnType<typeof setTimeout> | undefined;
+  #resyncRunning: Promise<void> | undefined;
+  #resyncAgain = false;
+  #wakeSupervisor: (() => void) | undefined;
+  readonly #sleepers = new Set<() => void>();
+
+  /** Prepares the sampler; nothing runs before {@linkcode DrbdSampler.start}. */
+  constructor(options: DrbdSamplerOptions) {
+    this.#intervalMs = options.statusIntervalMs;
+    this.#timeoutMs = options.timeoutMs ?? 10_000;
+    this.#restartMinMs = options.restartDelayMinMs ?? 1_000;
+    this.#restartMaxMs = options.restartDelayMaxMs ?? 30_000;
+    this.#stableAfterMs = options.stableAfterMs ?? 60_000;
+    this.#stallSettleMs = options.stallSettleMs ?? 250;
+    this.#onChange = options.onChange ?? (() => {});
+    this.#onError = options.onError ?? (() => {});
+    this.#log = options.log ?? logtapeDrbdLog();
+    this.#now = options.now ?? Date.now;
+    this.#env = options.env;
+  }
+
+  /** Starts the events2 stream and the periodic resync (the first one at once). */
+  start(): void {
+    if (this.#started) return;
+    this.#started = true;
+    this.#scheduleResync(0);
+    this.#supervisor = this.#supervise();
+  }
+
+  /** Kills drbdsetup, cancels every timer and waits until nothing runs any more. */
+  async stop(): Promise<void> {
+    if (this.#stopped) return;
+    this.#stopped = true;
+    this.#abort.abort();
+    clearTimeout(this.#resyncTimer);
+    this.#resyncTimer = undefined;
+    for (const wake of [...this.#sleepers]) wake();
+    this.#wakeSupervisor?.();
+    await this.#process?.stop();
+    await this.#supervisor;
+    await this.#resyncRunning;
+  }
+
+  /** The current state; never throws. */
+  sample(): DrbdSample {
+    if (this.#trouble?.availability === "not-loaded") {
+      return {
+        availability: "not-loaded",
+        message: this.#trouble.message,
+        resources: [],
+        confirmedAt: this.#storedAt,
+      };
+    }
+    if (this.#live !== undefined) {
+      return {
+        availability: "ok",
+        message: undefined,
+        resources: withConfig(this.#live.resources(), this.#configs),
+        confirmedAt: this.#now(),
+      };
+    }
+    if (this.#stored !== undefined && this.#trouble === undefined) {
+      return {
+        availability: "ok",
+        message: undefined,
+        resources: withConfig(this.#stored, this.#configs),
+        confirmedAt: this.#storedAt,
+      };
+    }
+    return {
+      availability: "error",
+      message: this.#trouble?.message ?? "No DRBD state read yet",
+      resources: [],
+      confirmedAt: this.#storedAt,
+    };
+  }
+
+  /** Reads the whole state now (as the periodic resync does) and waits for it. */
+  async resync(): Promise<void> {
+    if (this.#stopped) return;
+    if (this.#resyncRunning !== undefined) {
+      // One is running; it may have read before the caller's reason: run once more after it.
+      this.#resyncAgain = true;
+      await this.#resyncRunning;
+      if (this.#resyncRunning !== undefined) await this.#resyncRunning;
+      return;
+    }
+    clearTimeout(this.#resyncTimer);
+    this.#resyncTimer = undefined;
+    this.#resyncRunning = this.#resyncLoop();
+    await this.#resyncRunning;
+  }
+
+  #notify(): void {
+    try {
+      this.#onChange();
+    } catch (err) {
+      this.#log("error", `onChange callback failed: ${errorMessage(err)}`);
+    }
+  }
+
+  #sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        this.#sleepers.delete(done);
+        resolve();
+      };
+      const timer = setTimeout(done, ms);
+      this.#sleepers.add(done);
+    });
+  }
+
+  #scheduleResync(delayMs: number): void {
+    if (this.#stopped || !this.#started) return;
+    clearTimeout(this.#resyncTimer);
+    this.#resyncTimer = setTimeout(() => {
+      this.#resyncTimer = undefined;
+      if (this.#resyncRunning === undefined) this.#resyncRunning = this.#resyncLoop();
+      else this.#resyncAgain = true;
+    }, delayMs);
+  }
+
+  async #resyncLoop(): Promise<void> {
+    try {
+      do {
+        this.#resyncAgain = false;
+        await this.#resyncOnce();
+      } while (this.#resyncAgain && !this.#stopped);
+    } catch (err) {
+      this.#log("error", `DRBD resync failed unexpectedly: ${errorMessage(err)}`);
+    } finally {
+      this.#resyncRunning = undefined;
+      this.#scheduleResync(this.#intervalMs);
+    }
+  }
+
+  async #resyncOnce(): Promise<void> {
+    const activityBefore = this.#streamActivity;
+    const startedAt = this.#now();
+    const reading = await readOnce({
+      timeoutMs: this.#timeoutMs,
+      signal: this.#abort.signal,
+      env: this.#env,
+      onError: (command) => this.#onError(command),
+    });
+    if (this.#stopped) return;
+    if (reading.kind === "not-loaded") return this.#enterNotLoaded(startedAt);
+    if (reading.kind === "error") {
+      if (this.#live !== undefined) {
+        this.#log(
+          "warning",
+          `DRBD resync failed, the events2 stream still runs: ${reading.message}`,
+        );
+        return;
+      }
+      if (this.#trouble?.message !== reading.message) {
+        this.#log("warning", `DRBD state cannot be read: ${reading.message}`);
+      }
+      this.#trouble = { availability: "error", message: reading.message };
+      this.#notify();
+      return;
+    }
+    let changed = false;
+    if (reading.showError !== undefined) {
+      this.#log("warning", `DRBD resource options cannot be read: ${reading.showError.message}`);
+    } else if (!sameJson(this.#configs, reading.configs)) {
+      this.#configs = reading.configs;
+      changed = true;
+    }
+    if (this.#trouble?.availability === "not-loaded") {
+      this.#log("info", "DRBD is loaded now; starting to watch it");
+    }
+    if (this.#live !== undefined) {
+      changed = await this.#checkStream(reading.resources, activityBefore, startedAt) || changed;
+    } else {
+      const before = this.sample();
+      this.#stored = reading.resources;
+      this.#storedAt = startedAt;
+      const wasTroubled = this.#trouble !== undefined;
+      this.#trouble = undefined;
+      changed = changed || wasTroubled || !sameState(before.resources, this.sample().resources);
+      this.#wakeSupervisor?.();
+    }
+    if (changed) this.#notify();
+  }
+
+  /** Compares a resync reading with the live stream; heals a stall. Returns true on adoption. */
+  async #checkStream(
+    resources: DrbdResource[],
+    activityBefore: number,
+    startedAt: number,
+  ): Promise<boolean> {
+    const live = this.#live;
+    if (live === undefined || sameState(live.resources(), resources)) {
+      this.#suspectResyncs = 0;
+      return false;
+    }
+    let quiet = this.#streamActivity === activityBefore;
+    if (quiet) {
+      // A change may be on its way through the stream: give it a moment.
+      await this.#sleep(this.#stallSettleMs);
+      if (this.#stopped || this.#live !== live) return false;
+      quiet = this.#streamActivity === activityBefore;
+      if (sameState(live.resources(), resources)) {
+        this.#suspectResyncs = 0;
+        return false;
+      }
+    }
+    if (!quiet) {
+      // The stream is busy; a difference may be a race. Heal only if it persists.
+      this.#suspectResyncs++;
+      if (this.#suspectResyncs < 3) return false;
+    }
+    this.#suspectResyncs = 0;
+    const names = differingNames(live.resources(), resources);
+    this.#log(
+      "warning",
+      `drbdsetup events2 missed changes of ${names.join(", ")}; ` +
+        `adopting the resync state and restarting the stream`,
+      { resources: names, stream: live.resources(), resync: resources },
+    );
+    this.#live = undefined;
+    this.#stored = resources;
+    this.#storedAt = startedAt;
+    this.#trouble = undefined;
+    this.#restartRequested = true;
+    await this.#process?.stop();
+    return true;
+  }
+
+  #enterNotLoaded(at: number): void {
+    const was = this.#trouble?.availability === "not-loaded";
+    this.#trouble = { availability: "not-loaded", message: NOT_LOADED_MESSAGE };
+    this.#storedAt = at;
+    this.#stored = [];
+    this.#live = undefined;
+    if (!was) {
+      this.#log("warning", `${NOT_LOADED_MESSAGE}; checking again every ${this.#intervalMs} ms`);
+      this.#notify();
+    }
+    if (this.#process !== undefined) {
+      this.#restartRequested = true;
+      void this.#process.stop();
+    }
+  }
+
+  /** Runs the stream again and again until stopped. */
+  async #supervise(): Promise<void> {
+    let delayMs = this.#restartMinMs;
+    while (!this.#stopped) {
+      if (this.#trouble?.availability === "not-loaded") {
+        await new Promise<void>((resolve) => this.#wakeSupervisor = resolve);
+        this.#wakeSupervisor = undefined;
+        continue;
+      }
+      const outcome = await this.#runStream();
+      if (this.#stopped) break;
+      if (this.#restartRequested) {
+        this.#restartRequested = false;
+        continue;
+      }
+      if (outcome.kind === "not-loaded") {
+        this.#enterNotLoaded(this.#now());
+        continue;
+      }
+      if (outcome.ranStableMs >= this.#stableAfterMs) delayMs = this.#restartMinMs;
+      this.#log("warning", `${outcome.message}; restarting it in ${delayMs} ms`);
+      this.#onError("events2");
+      await this.#sleep(delayMs);
+      delayMs = Math.min(delayMs * 2, this.#restartMaxMs);
+    }
+  }
+
+  /** Runs one events2 stream until it ends. */
+  async #runStream(): Promise<
+    { kind: "not-loaded" } | { kind: "ended"; message: string; ranStableMs: number }
+  > {
+    let process: DrbdsetupProcess;
+    try {
+      process = spawnDrbdsetup([...EVENTS2_STREAM_ARGS], { env: this.#env });
+    } catch (err) {
+      const message = errorMessage(err);
+      if (this.#live === undefined && this.#stored === undefined) {
+        this.#trouble = { availability: "error", message };
+      }
+      return { kind: "ended", message, ranStableMs: 0 };
+    }
+    this.#process = process;
+    this.#streamActivity++;
+    const state = new Events2State();
+    let liveSince: number | undefined;
+    let badLines = 0;
+    for await (const batch of process.batches) {
+      let changed = false;
+      for (const line of batch) {
+        const applied = state.apply(line);
+        if (applied.kind === "error") {
+          badLines++;
+          this.#log("warning", `drbdsetup events2 printed an unreadable line: ${applied.message}`, {
+            line: applied.line,
+          });
+          continue;
+        }
+        if (applied.endOfDump && liveSince === undefined) {
+          liveSince = performance.now();
+          this.#live = state;
+          this.#stored = undefined;
+          this.#trouble = undefined;
+          changed = true;
+        } else if (applied.changed && this.#live === state) {
+          changed = true;
+        }
+      }
+      this.#streamActivity++;
+      if (this.#stopped) break;
+      if (changed) this.#notify();
+      if (badLines > 0) {
+        // The stream's state may now be wrong: let a resync compare soon.
+        badLines = 0;
+        this.#scheduleResync(0);
+      }
+    }
+    const exit = await process.stop();
+    this.#streamActivity++;
+    this.#process = undefined;
+    if (this.#live === state) {
+      this.#live = undefined;
+      this.#stored = state.resources();
+      this.#storedAt = this.#now();
+    }
+    const ranStableMs = liveSince === undefined ? 0 : performance.now() - liveSince;
+    if (!exit.stopped && exit.signal === null && exitError(exit).notLoaded) {
+      return { kind: "not-loaded" };
+    }
+    return { kind: "ended", message: exitDescription(exit), ranStableMs };
+  }
+}
+
+function sameJson(a: unknown, b: unknown): boolean {
+  return JSON.stringify(a === undefined ? null : a instanceof Map ? [...a] : a) ===
+    JSON.stringify(b === undefined ? null : b instanceof Map ? [...b] : b);
+}
