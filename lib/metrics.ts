@@ -517,9 +517,9 @@ export interface AgentMetrics {
   /** `ha_controller_api_requests_total{verb,code}`: Kubernetes API requests by answer. */
   apiRequests: Counter<"verb" | "code">;
   /** `ha_controller_loop_cycle_seconds`: duration of one decision cycle. */
-  loopCycle: Histogram;
+  loopCycleSeconds: Histogram;
   /** `ha_controller_last_good_cycle_timestamp_seconds`: end of the last complete cycle. */
-  lastGoodCycleTimestamp: Gauge;
+  lastGoodCycle: Gauge;
   /** `ha_controller_held_back{reason}`: 1 while the agent does nothing on purpose. */
   heldBack: Gauge<"reason">;
   /** `ha_controller_caches_synced`: 1 once every Kubernetes cache has listed and watches. */
@@ -618,12 +618,12 @@ export function createAgentMetrics(): AgentMetrics {
       help: "Kubernetes API requests by verb and HTTP status code (error: no answer)",
       labelNames: ["verb", "code"],
     }),
-    loopCycle: registry.histogram({
+    loopCycleSeconds: registry.histogram({
       name: "ha_controller_loop_cycle_seconds",
       help: "Seconds one decision cycle took, from snapshot to the end of its actions",
       buckets: loopCycleBuckets,
     }),
-    lastGoodCycleTimestamp: registry.gauge({
+    lastGoodCycle: registry.gauge({
       name: "ha_controller_last_good_cycle_timestamp_seconds",
       help: "Unix time when the last cycle with complete data ended",
     }),
@@ -645,7 +645,7 @@ export function createAgentMetrics(): AgentMetrics {
   // Until the first DRBD sample and the first good cycle there is nothing to say.
   metrics.drbdResources.reset();
   metrics.drbdConfirmedTimestamp.reset();
-  metrics.lastGoodCycleTimestamp.reset();
+  metrics.lastGoodCycle.reset();
   return metrics;
 }
 
