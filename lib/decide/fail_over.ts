@@ -168,16 +168,17 @@ function judgePeer(
 
   const situation = {
     resource,
+    reporter: ctx.snapshot.nodeName,
     node,
     state,
     volumes: [...volumes].join(", "),
     elapsed: formatDuration(elapsed),
   };
   const actions: Action[] = [];
-  const parts: string[] = [];
+  const skipped: string[] = [];
   if (!ctx.options.disableNodeTaints) {
     if (hasTaint(node, lostQuorumTaint)) {
-      parts.push("node already tainted");
+      skipped.push("node already tainted");
     } else {
       actions.push(taintPeer(situation));
     }
@@ -185,13 +186,13 @@ function judgePeer(
   for (const pod of podsThere) {
     const skip = podExemption(pod, { node, ctx });
     if (skip) {
-      parts.push(`skip pod ${podKey(pod)}: ${skip}`);
+      skipped.push(`skip pod ${podKey(pod)}: ${skip}`);
     } else {
       actions.push(removePod(pod, situation, ctx));
     }
   }
   for (const va of attachments) actions.push(detach(va, situation));
-  for (const action of actions) parts.push(describe(action));
+  const parts = [...actions.map(describe), ...skipped];
   return {
     actions,
     notes: [
@@ -204,6 +205,7 @@ function judgePeer(
 /** What every action of one peer's fail-over shares. */
 interface Situation {
   resource: string;
+  reporter: string;
   node: NodeInfo;
   state: string;
   volumes: string;
@@ -242,7 +244,8 @@ function taintPeer(s: Situation): Action {
       reason: eventReason.nodeStorageQuorumLost,
       action: eventAction.taintedNode,
       note: `Tainted ${lostQuorumTaint.key}:${lostQuorumTaint.effect}: DRBD resource ` +
-        `${s.resource} (volume ${s.volumes}) lost its connection to this node (${s.state}).`,
+        `${s.resource} on node ${s.reporter} lost its connection to this node (${s.state}) ` +
+        `while volume ${s.volumes} is in use here.`,
     })],
   };
 }
