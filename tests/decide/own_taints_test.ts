@@ -1,0 +1,219 @@
+import assert from "node:assert/strict";
+import { decide } from "../../lib/decide/mod.ts";
+import type { Memory } from "../../lib/decide/types.ts";
+import type { DrbdResource } from "../../lib/drbd/model.ts";
+import type { Taint } from "../../lib/kube/objects.ts";
+import type { Options } from "../../lib/options.ts";
+import {
+  config,
+  device,
+  drbdResource,
+  eventSummary,
+  memory,
+  node,
+  options,
+  sample,
+  snapshot,
+  summary,
+  T0,
+} from "./fixtures.ts";
+
+const lostQuorum: Taint = { key: "drbd.linbit.com/lost-quorum", effect: "NoSchedule" };
+const forceIoError: Taint = { key: "drbd.linbit.com/force-io-error", effect: "NoSchedule" };
+const foreign: Taint = { key: "example.com/maintenance", effect: "NoSchedule" };
+
+const withQuorum = (name: string) => drbdResource(name, { mayPromote: false });
+const withoutQuorum = (name: string) =>
+  drbdResource(name, {
+    mayPromote: false,
+    suspended: { user: false, noData: false, fencing: false, quorum: true },
+    devices: [device({ quorum: false })],
+  });
+const forcingIo = (name: string) =>
+  drbdResource(name, { role: "Secondary", mayPromote: false, forceIoFailures: true });
+
+interface Case {
+  name: string;
+  resources: DrbdResource[];
+  taints?: Taint[];
+  memory?: Memory;
+  options?: Partial<Options>;
+  plan: string[];
+  events?: string[];
+  /** Expected quorum-loss timer of r0 afterwards. */
+  timer?: number | undefined;
+  verdict?: string;
+}
+
+const cases: Case[] = [
+  {
+    name: "quorum lost just now: timer starts, no taint",
+    resources: [withoutQuorum("r0")],
+    plan: [],
+    timer: T0,
+    verdict: "no quorum on this node for 0s of 5s before tainting it",
+  },
+  {
+    name: "quorum lost just below the timeout: no taint",
+    resources: [withoutQuorum("r0")],
+    memory: memory({ quorumLostSince: { r0: T0 - 4_999 } }),
+    plan: [],
+    timer: T0 - 4_999,
+  },
+  {
+    name: "quorum lost for exactly the timeout: taint",
+    resources: [withoutQuorum("r0")],
+    memory: memory({ quorumLostSince: { r0: T0 - 5_000 } }),
+    plan: [`taint-node node-a ${lostQuorum.key}`],
+    events: ["Warning NodeStorageQuorumLost/TaintedNode Node node-a"],
+    timer: T0 - 5_000,
+    verdict: "no quorum on this node for 5s",
+  },
+  {
+    name: "quorum lost for long, foreign taint present: only ours is added",
+    resources: [withoutQuorum("r0")],
+    taints: [foreign],
+    memory: memory({ quorumLostSince: { r0: T0 - 60_000 } }),
+    plan: [`taint-node node-a ${lostQuorum.key}`],
+  },
+  {
+    name: "quorum lost for long, already tainted: nothing",
+    resources: [withoutQuorum("r0")],
+    taints: [lostQuorum],
+    memory: memory({ quorumLostSince: { r0: T0 - 60_000 } }),
+    plan: [],
+  },
+  {
+    name: "tainted, one resource lost quorum only briefly: taint stays",
+    resources: [withQuorum("r1"), withoutQuorum("r0")],
+    taints: [lostQuorum],
+    plan: [],
+    timer: T0,
+  },
+  {
+    name: "tainted, every resource has quorum: untaint",
+    resources: [withQuorum("r0"), withQuorum("r1")],
+    taints: [foreign, lostQuorum],
+    memory: memory({ quorumLostSince: { r0: T0 - 60_000 } }),
+    plan: [`untaint-node node-a ${lostQuorum.key}`],
+    events: ["Normal NodeStorageQuorumRegained/UntaintedNode Node node-a"],
+    timer: undefined,
+  },
+  {
+    name: "tainted, no DRBD resources at all: untaint",
+    resources: [],
+    taints: [lostQuorum],
+    plan: [`untaint-node node-a ${lostQuorum.key}`],
+  },
+  {
+    name: "healthy, foreign taints only: nothing",
+    resources: [withQuorum("r0")],
+    taints: [foreign, { key: lostQuorum.key, effect: "NoExecute" }],
+    plan: [],
+  },
+  {
+    name: "quorum off never taints (a device without quorum is ignored)",
+    resources: [
+      drbdResource("r0", {
+        config: config({ quorum: "off" }),
+        devices: [device({ quorum: false })],
+      }),
+    ],
+    memory: memory({ quorumLostSince: { r0: T0 - 60_000 } }),
+    plan: [],
+    timer: undefined,
+  },
+  {
+    name: "resource forcing I/O errors: force-io-error taint",
+    resources: [forcingIo("r0")],
+    plan: [`taint-node node-a ${forceIoError.key}`],
+    events: ["Warning VolumeForcingIoErrors/TaintedNode Node node-a"],
+    verdict: "forcing I/O errors",
+  },
+  {
+    name: "forcing I/O errors, already tainted: nothing",
+    resources: [forcingIo("r0")],
+    taints: [forceIoError],
+    plan: [],
+  },
+  {
+    name: "no resource forces I/O errors any more: untaint",
+    resources: [withQuorum("r0")],
+    taints: [forceIoError, foreign],
+    plan: [`untaint-node node-a ${forceIoError.key}`],
+    events: ["Normal NoVolumeForcingIoErrors/UntaintedNode Node node-a"],
+  },
+  {
+    name: "both conditions at once: both taints",
+    resources: [withoutQuorum("r0"), forcingIo("r1")],
+    memory: memory({ quorumLostSince: { r0: T0 - 5_000 } }),
+    plan: [`taint-node node-a ${lostQuorum.key}`, `taint-node node-a ${forceIoError.key}`],
+  },
+  {
+    name: "disableNodeTaints: no taint despite long quorum loss and forced I/O errors",
+    resources: [withoutQuorum("r0"), forcingIo("r1")],
+    memory: memory({ quorumLostSince: { r0: T0 - 60_000 } }),
+    options: { disableNodeTaints: true },
+    plan: [],
+    verdict: "no quorum on this node (node taints disabled)",
+  },
+  {
+    name: "disableNodeTaints: our taints are not removed either",
+    resources: [withQuorum("r0")],
+    taints: [lostQuorum, forceIoError],
+    options: { disableNodeTaints: true },
+    plan: [],
+  },
+];
+
+for (const c of cases) {
+  Deno.test(`own taints: ${c.name}`, () => {
+    const s = snapshot({
+      drbd: sample(c.resources),
+      ownNode: node("node-a", { taints: c.taints ?? [] }),
+    });
+    const decision = decide(s, c.memory ?? memory(), options(c.options), T0);
+    assert.deepEqual(summary(decision.plan), c.plan);
+    if (c.events) assert.deepEqual(eventSummary(decision.plan), c.events);
+    if ("timer" in c) assert.equal(decision.memory.quorumLostSince.get("r0"), c.timer);
+    if (c.verdict !== undefined) {
+      const verdict = decision.verdicts.find((v) => v.resource === c.resources[0].name);
+      assert.ok(
+        verdict?.decision.includes(c.verdict),
+        `verdict ${JSON.stringify(verdict?.decision)} should mention ${JSON.stringify(c.verdict)}`,
+      );
+    }
+  });
+}
+
+Deno.test("own taints: the taint action names the resources and carries only our taint", () => {
+  const s = snapshot({
+    drbd: sample([withoutQuorum("r0"), withoutQuorum("r1")]),
+    ownNode: node("node-a", { taints: [foreign] }),
+  });
+  const m = memory({ quorumLostSince: { r0: T0 - 9_000, r1: T0 - 6_000 } });
+  const [taint] = decide(s, m, options(), T0).plan;
+  assert.ok(taint.kind === "taint-node");
+  assert.deepEqual(taint.taint, lostQuorum);
+  assert.equal(taint.resource, undefined);
+  assert.match(taint.reason, /r0, r1.*node-a/);
+  assert.equal(taint.events[0].regarding.uid, "uid-node-node-a");
+});
+
+Deno.test("own taints: a fresh resource briefly without quorum never taints", () => {
+  const opts = options();
+  const s = (r: DrbdResource) => snapshot({ drbd: sample([r]) });
+  let m = memory();
+  for (const at of [0, 1_000, 2_000, 4_000]) {
+    const decision = decide(s(withoutQuorum("r0")), m, opts, T0 + at);
+    assert.deepEqual(decision.plan, []);
+    m = decision.memory;
+  }
+  const healed = decide(s(withQuorum("r0")), m, opts, T0 + 4_500);
+  assert.deepEqual(healed.plan, []);
+  assert.equal(healed.memory.quorumLostSince.has("r0"), false);
+  // Losing quorum again starts from zero.
+  const again = decide(s(withoutQuorum("r0")), healed.memory, opts, T0 + 6_000);
+  assert.deepEqual(again.plan, []);
+  assert.equal(again.memory.quorumLostSince.get("r0"), T0 + 6_000);
+});

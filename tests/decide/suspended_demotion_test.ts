@@ -1,0 +1,155 @@
+import assert from "node:assert/strict";
+import { decide } from "../../lib/decide/mod.ts";
+import type { SuspendReasons } from "../../lib/drbd/model.ts";
+import type { PersistentVolumeInfo, PodInfo } from "../../lib/kube/objects.ts";
+import {
+  device,
+  drbdResource,
+  eventSummary,
+  memory,
+  options,
+  pod,
+  pv,
+  sample,
+  snapshot,
+  summary,
+  T0,
+} from "./fixtures.ts";
+
+const none: SuspendReasons = { user: false, noData: false, fencing: false, quorum: false };
+const terminating = "2027-01-15T08:00:00Z";
+const local = (name: string, overrides: Partial<PodInfo> = {}) =>
+  pod(name, { nodeName: "node-a", ...overrides });
+
+interface Case {
+  name: string;
+  role?: "Primary" | "Secondary";
+  suspended: Partial<SuspendReasons>;
+  localPods: PodInfo[];
+  persistentVolumes?: PersistentVolumeInfo[];
+  plan: string[];
+  verdict?: string;
+}
+
+const cases: Case[] = [
+  {
+    name: "suspended for quorum, only pod terminating: force-demote",
+    suspended: { quorum: true },
+    localPods: [local("app", { deletionTimestamp: terminating })],
+    plan: ["force-demote pvc-1"],
+    verdict: "Primary suspended (quorum) with only terminating pods: force-demoting",
+  },
+  {
+    name: "suspended for no-data: force-demote",
+    suspended: { noData: true },
+    localPods: [local("app", { deletionTimestamp: terminating })],
+    plan: ["force-demote pvc-1"],
+  },
+  {
+    name: "suspended for fencing: force-demote",
+    suspended: { fencing: true },
+    localPods: [local("app", { deletionTimestamp: terminating })],
+    plan: ["force-demote pvc-1"],
+  },
+  {
+    name: "suspended by the user only: leave it alone",
+    suspended: { user: true },
+    localPods: [local("app", { deletionTimestamp: terminating })],
+    plan: [],
+    verdict: "healthy",
+  },
+  {
+    name: "user plus quorum: force-demote",
+    suspended: { user: true, quorum: true },
+    localPods: [local("app", { deletionTimestamp: terminating })],
+    plan: ["force-demote pvc-1"],
+  },
+  {
+    name: "not Primary: nothing to demote",
+    role: "Secondary",
+    suspended: { quorum: true },
+    localPods: [local("app", { deletionTimestamp: terminating })],
+    plan: [],
+  },
+  {
+    name: "not suspended: nothing",
+    suspended: {},
+    localPods: [local("app", { deletionTimestamp: terminating })],
+    plan: [],
+  },
+  {
+    name: "a consumer still runs: wait",
+    suspended: { quorum: true },
+    localPods: [local("app", { deletionTimestamp: terminating }), local("web")],
+    plan: [],
+    verdict: "still used by running pod default/web",
+  },
+  {
+    name: "consumers not Running (Failed, Pending): force-demote",
+    suspended: { quorum: true },
+    localPods: [local("app", { phase: "Failed" }), local("web", { phase: "Pending" })],
+    plan: ["force-demote pvc-1"],
+  },
+  {
+    name: "no local consumer: nothing",
+    suspended: { quorum: true },
+    localPods: [local("other", { volumes: [] })],
+    plan: [],
+    verdict: "no local pod uses it",
+  },
+  {
+    name: "no PV, so no consumers: nothing",
+    suspended: { quorum: true },
+    localPods: [local("app", { deletionTimestamp: terminating })],
+    persistentVolumes: [],
+    plan: [],
+  },
+];
+
+for (const c of cases) {
+  Deno.test(`suspended demotion: ${c.name}`, () => {
+    const resource = drbdResource("pvc-1", {
+      role: c.role ?? "Primary",
+      mayPromote: false,
+      suspended: { ...none, ...c.suspended },
+      devices: [device({ quorum: !c.suspended.quorum, open: true })],
+    });
+    const s = snapshot({
+      drbd: sample([resource]),
+      localPods: c.localPods,
+      persistentVolumes: c.persistentVolumes ?? [pv("pvc-1")],
+    });
+    // Node taints are off so that the plan shows only what this rule decides.
+    const decision = decide(s, memory(), options({ disableNodeTaints: true }), T0);
+    assert.deepEqual(summary(decision.plan), c.plan);
+    if (c.verdict !== undefined) {
+      assert.ok(
+        decision.verdicts[0].decision.includes(c.verdict),
+        `verdict ${JSON.stringify(decision.verdicts[0].decision)} should mention ${c.verdict}`,
+      );
+    }
+  });
+}
+
+Deno.test("suspended demotion: events on the PV and its claim, reason names the pods", () => {
+  const resource = drbdResource("pvc-1", {
+    role: "Primary",
+    mayPromote: false,
+    suspended: { ...none, quorum: true, noData: true },
+    devices: [device({ quorum: false, open: true })],
+  });
+  const s = snapshot({
+    drbd: sample([resource]),
+    localPods: [pod("app", { nodeName: "node-a", deletionTimestamp: terminating })],
+    persistentVolumes: [pv("pvc-1")],
+  });
+  const [demote] = decide(s, memory(), options({ disableNodeTaints: true }), T0).plan;
+  assert.equal(demote.kind, "force-demote");
+  assert.equal(demote.resource, "pvc-1");
+  assert.match(demote.reason, /pvc-1.*quorum, no-data.*default\/app/);
+  assert.deepEqual(eventSummary([demote]), [
+    "Warning ForcedVolumeDemotion/ForceDemoted PersistentVolume pvc-1",
+    "Warning ForcedVolumeDemotion/ForceDemoted PersistentVolumeClaim default/data",
+  ]);
+  assert.equal(demote.events[1].regarding.uid, "uid-pvc-data");
+});
