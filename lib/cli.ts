@@ -430,7 +430,11 @@ function setOption(options: Options, target: Target, value: string | number | bo
   (options as unknown as Record<string, unknown>)[target] = value;
 }
 
-/** The `--help` text: usage, commands, and one line per flag of {@link flagDefinitions}. */
+/**
+ * The `--help` text: usage, commands, and one line per flag of
+ * {@link flagDefinitions} (`  --name <value>   description (default X)`).
+ * No trailing newline, ready for `console.log`.
+ */
 export function helpText(): string {
   const names = flagDefinitions.map((flag) =>
     flag.value === "" ? `--${flag.name}` : `--${flag.name} <${flag.value}>`
@@ -454,6 +458,5 @@ export function helpText(): string {
     "",
     "Durations are written like 500ms, 5s, 1m0s or 1h2m3.5s. Boolean flags take no value,",
     "or =true or =false. Values follow the flag as --flag=value or --flag value.",
-    "",
   ].join("\n");
 }
