@@ -1,0 +1,150 @@
+/**
+ * Injected faults: make chosen requests fail, slow down or hang.
+ *
+ * A fault matches on verb, resource, namespace and name (each optional);
+ * `times` limits how many requests it hits, `rate` makes it hit only a share
+ * of them (drawn from a seeded generator so runs repeat). Every matching
+ * fault applies: latencies add up, the first one with a `status` decides the
+ * answer, any `hang` keeps the request open until the client gives up or the
+ * server closes.
+ *
+ * @module
+ */
+
+/** What a test asks for. */
+export interface FaultSpec {
+  /** `get`, `list`, `watch`, `create`, `update`, `patch`, `delete`, `deletecollection`, `evict`, `discovery`. */
+  verb?: string;
+  /** Resource plural (`pods` matches its subresources too) or `pods/status`. */
+  resource?: string;
+  /** Namespace the request is in. */
+  namespace?: string;
+  /** Object name in the URL. */
+  name?: string;
+  /** Answer with a Status of this code (500, 429, 503, ...). */
+  status?: number;
+  /** Message of that Status. */
+  message?: string;
+  /** `details.retryAfterSeconds` and `Retry-After` of that Status. */
+  retryAfterSeconds?: number;
+  /** Number of requests to hit, then the fault is gone (default: unlimited). */
+  times?: number;
+  /** Share of matching requests to hit, 0..1 (default 1). */
+  rate?: number;
+  /** Delay before answering (or before failing, with `status`). */
+  latencyMs?: number;
+  /** Never answer. */
+  hang?: boolean;
+}
+
+/** The request a fault is matched against. */
+export interface FaultTarget {
+  /** Verb of the request. */
+  verb: string;
+  /** Resource plural, if a resource path. */
+  resource?: string;
+  /** Subresource, if any. */
+  subresource?: string;
+  /** Namespace, if any. */
+  namespace?: string;
+  /** Name, if any. */
+  name?: string;
+}
+
+/** The combined effect of all faults matching one request. */
+export interface FaultEffect {
+  /** Total delay. */
+  latencyMs: number;
+  /** The first status asked for. */
+  status?: number;
+  /** Its message. */
+  message?: string;
+  /** Its retryAfterSeconds. */
+  retryAfterSeconds?: number;
+  /** Whether to hang. */
+  hang: boolean;
+}
+
+interface Entry {
+  id: number;
+  spec: FaultSpec;
+  left: number;
+}
+
+/** Deterministic pseudo-random numbers in [0, 1) (mulberry32). */
+function generator(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** The set of active faults of one server. */
+export class Faults {
+  #entries: Entry[] = [];
+  #nextId = 1;
+  #random: () => number;
+
+  /** Creates an empty set; `seed` fixes the `rate` draws. */
+  constructor(seed = 1) {
+    this.#random = generator(seed);
+  }
+
+  /** Adds a fault; returns its id. */
+  add(spec: FaultSpec): number {
+    const id = this.#nextId++;
+    this.#entries.push({ id, spec: { ...spec }, left: spec.times ?? Infinity });
+    return id;
+  }
+
+  /** Removes one fault. */
+  remove(id: number): void {
+    this.#entries = this.#entries.filter((e) => e.id !== id);
+  }
+
+  /** Removes every fault. */
+  clear(): void {
+    this.#entries = [];
+  }
+
+  /** The active faults with their ids. */
+  list(): { id: number; spec: FaultSpec; left: number }[] {
+    return this.#entries.map((e) => ({ id: e.id, spec: { ...e.spec }, left: e.left }));
+  }
+
+  /** Applies matching faults to a request; undefined when none hits. */
+  take(target: FaultTarget): FaultEffect | undefined {
+    let effect: FaultEffect | undefined;
+    for (const e of [...this.#entries]) {
+      if (!matches(e.spec, target)) continue;
+      if (e.spec.rate !== undefined && this.#random() >= e.spec.rate) continue;
+      e.left -= 1;
+      if (e.left <= 0) this.remove(e.id);
+      effect ??= { latencyMs: 0, hang: false };
+      effect.latencyMs += e.spec.latencyMs ?? 0;
+      if (e.spec.hang) effect.hang = true;
+      if (e.spec.status !== undefined && effect.status === undefined) {
+        effect.status = e.spec.status;
+        effect.message = e.spec.message;
+        effect.retryAfterSeconds = e.spec.retryAfterSeconds;
+      }
+    }
+    return effect;
+  }
+}
+
+function matches(spec: FaultSpec, target: FaultTarget): boolean {
+  if (spec.verb !== undefined && spec.verb !== target.verb) return false;
+  if (spec.resource !== undefined) {
+    if (spec.resource.includes("/")) {
+      if (spec.resource !== `${target.resource}/${target.subresource}`) return false;
+    } else if (spec.resource !== target.resource) return false;
+  }
+  if (spec.namespace !== undefined && spec.namespace !== target.namespace) return false;
+  if (spec.name !== undefined && spec.name !== target.name) return false;
+  return true;
+}

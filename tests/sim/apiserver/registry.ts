@@ -1,0 +1,789 @@
+/**
+ * The behaviour of kube-apiserver's generic registry for every served kind:
+ * get, list, create, update, patch, delete (graceful, finalizers,
+ * preconditions), deletecollection and pod eviction with disruption budgets.
+ *
+ * The HTTP layer and in-process actors (tests now, simulated controllers and
+ * kubelets later) both call this class; it throws {@link ApiError} for every
+ * failure, with the Status a real server would answer.
+ *
+ * @module
+ */
+
+import type { Json, JsonObject } from "./patch.ts";
+import { applyJsonPatch, applyMergePatch, applyStrategicMergePatch, patchTypes } from "./patch.ts";
+import type { KubeObject } from "./objects.ts";
+import { isRecord, pathList, pathRecord, pathString, pathValue, rfc3339 } from "./objects.ts";
+import type { HookContext, ResourceDef } from "./resources.ts";
+import {
+  allVerbs,
+  builtinResources,
+  groupVersion,
+  hasStatus,
+  mergeKeysOf,
+  storageOf,
+} from "./resources.ts";
+import type { FieldSelector, LabelSelector } from "./selectors.ts";
+import {
+  matchesFields,
+  matchesLabels,
+  matchesLabelSelectorObject,
+  parseFieldSelector,
+  parseLabelSelector,
+} from "./selectors.ts";
+import type { Status } from "./status.ts";
+import {
+  alreadyExists,
+  badRequest,
+  conflict,
+  failure,
+  forbiddenField,
+  internalError,
+  invalid,
+  methodNotAllowed,
+  notFound,
+  optimisticLockMessage,
+  success,
+  tooManyRequests,
+  unsupportedMediaType,
+} from "./status.ts";
+import type { Store } from "./store.ts";
+
+/** `DeleteOptions` as sent in a DELETE body, query, or inside an Eviction. */
+export interface DeleteOptions {
+  /** Grace period; pods default to `spec.terminationGracePeriodSeconds`. */
+  gracePeriodSeconds?: number;
+  /** Delete only if the stored object still has this UID / resourceVersion. */
+  preconditions?: { uid?: string; resourceVersion?: string };
+  /** `Orphan`, `Background` or `Foreground` (accepted, not acted upon). */
+  propagationPolicy?: string;
+  /** Deprecated; `false` makes a delayed deletion answer 202. */
+  orphanDependents?: boolean;
+  /** `["All"]` for a dry run. */
+  dryRun?: string[];
+}
+
+/** Selectors of a list or watch, already parsed and checked against the kind. */
+export interface Selection {
+  /** Namespace to restrict to; undefined for cluster-scoped kinds or all namespaces. */
+  namespace?: string;
+  /** Parsed label selector. */
+  labels: LabelSelector;
+  /** Parsed field selector, with aliases resolved. */
+  fields: FieldSelector;
+}
+
+/** Result of a delete. */
+export interface DeleteResult {
+  /** HTTP code: 200, or 202 for a delayed deletion with `orphanDependents: false`. */
+  code: number;
+  /** Body: the object (pods, or objects kept by grace or finalizers) or a Success Status. */
+  body: KubeObject | Status;
+  /** Whether the object is gone from the store. */
+  removed: boolean;
+}
+
+/** Options of write calls. */
+export interface WriteOptions {
+  /** Direct store access from tests: no validation, status kept as given, namespace auto-created. */
+  privileged?: boolean;
+  /** `pods/status` and the like. */
+  subresource?: string;
+  /** Compute the result but store nothing. */
+  dryRun?: boolean;
+}
+
+const disruptionTargetReason = "EvictionByEvictionAPI";
+
+/** The registry of all served kinds, on top of one {@link Store}. */
+export class Registry {
+  /** The store the objects live in. */
+  readonly store: Store;
+  #defs: ResourceDef[] = [];
+  #now: () => Date;
+  #fieldLabels = new Map<ResourceDef, Set<string>>();
+
+  /** Creates a registry serving the built-in kinds. */
+  constructor(store: Store, options: { now?: () => Date } = {}) {
+    this.store = store;
+    this.#now = options.now ?? (() => new Date());
+    for (const def of builtinResources()) this.register(def);
+  }
+
+  /** Current time of the simulated cluster. */
+  now(): Date {
+    return this.#now();
+  }
+
+  /** Adds (or replaces) a served kind. */
+  register(def: ResourceDef): void {
+    this.#defs = this.#defs.filter((d) =>
+      !(d.group === def.group && d.version === def.version && d.resource === def.resource)
+    );
+    this.#defs.push(def);
+    if (def.fields !== undefined) {
+      this.#fieldLabels.set(def, new Set(Object.keys(def.fields({ metadata: {} }))));
+    }
+  }
+
+  /** All served kinds, in registration order. */
+  get definitions(): readonly ResourceDef[] {
+    return this.#defs;
+  }
+
+  /** The kind served at `/apis/<group>/<version>/<resource>`, if any. */
+  lookup(group: string, version: string, resource: string): ResourceDef | undefined {
+    return this.#defs.find((d) =>
+      d.group === group && d.version === version && d.resource === resource
+    );
+  }
+
+  /**
+   * Resolves a test-facing resource name: a plural (`pods`, core first),
+   * `plural.group` (`events.events.k8s.io`) or `group/plural`.
+   */
+  resolve(name: string): ResourceDef {
+    const slash = name.indexOf("/");
+    let found: ResourceDef | undefined;
+    if (slash >= 0) {
+      const group = name.slice(0, slash);
+      const resource = name.slice(slash + 1);
+      found = this.#defs.find((d) => d.group === group && d.resource === resource);
+    } else {
+      found = this.#defs.find((d) => d.resource === name && d.group === "") ??
+        this.#defs.find((d) => d.resource === name) ??
+        this.#defs.find((d) => `${d.resource}.${d.group}` === name) ??
+        this.#defs.find((d) => d.kind.toLowerCase() === name.toLowerCase());
+    }
+    if (found === undefined) {
+      throw new Error(`Expected a served resource such as "pods", got "${name}"`);
+    }
+    return found;
+  }
+
+  /** The object as served by `def`: converted to the view and stamped with kind/apiVersion. */
+  present(def: ResourceDef, stored: KubeObject): KubeObject {
+    const view = def.toView !== undefined ? def.toView(stored) : structuredClone(stored);
+    const { apiVersion: _a, kind: _k, ...rest } = view;
+    return { kind: def.kind, apiVersion: groupVersion(def), ...rest } as KubeObject;
+  }
+
+  #context(privileged: boolean): HookContext {
+    return { now: this.#now(), privileged };
+  }
+
+  // ------------------------------------------------------------- reading
+
+  /** One object as served; 404 when missing. */
+  get(def: ResourceDef, namespace: string | undefined, name: string): KubeObject {
+    return this.present(def, this.#getStored(def, namespace, name));
+  }
+
+  #getStored(def: ResourceDef, namespace: string | undefined, name: string): KubeObject {
+    const obj = this.store.get(storageOf(def), def.namespaced ? namespace : undefined, name);
+    if (obj === undefined) throw notFound(def, name);
+    return obj;
+  }
+
+  /** Parses and checks `labelSelector` / `fieldSelector` for `def`; 400 when unsupported. */
+  selection(
+    def: ResourceDef,
+    options: {
+      namespace?: string;
+      labelSelector?: string | null;
+      fieldSelector?: string | null;
+      name?: string;
+    },
+  ): Selection {
+    const labels = parseLabelSelector(options.labelSelector);
+    const fields = parseFieldSelector(options.fieldSelector).map((r) => ({
+      ...r,
+      field: def.fieldAliases?.[r.field] ?? r.field,
+    }));
+    const known = this.#fieldLabels.get(def);
+    for (const r of fields) {
+      if (known !== undefined) {
+        if (!known.has(r.field)) throw badRequest(`field label not supported: ${r.field}`);
+      } else if (r.field !== "metadata.name" && r.field !== "metadata.namespace") {
+        throw badRequest(
+          `"${r.field}" is not a known field selector: only "metadata.name", "metadata.namespace"`,
+        );
+      }
+    }
+    if (options.name !== undefined) {
+      for (const r of fields) {
+        if (r.field === "metadata.name" && (r.op !== "=" || r.value !== options.name)) {
+          throw badRequest(
+            `metadata.name field selector "${r.value}" does not match the name "${options.name}" in the path`,
+          );
+        }
+      }
+      fields.push({ field: "metadata.name", op: "=", value: options.name });
+    }
+    return { namespace: def.namespaced ? options.namespace : undefined, labels, fields };
+  }
+
+  /** Whether a stored object of `def` is selected. */
+  matches(def: ResourceDef, selection: Selection, stored: KubeObject): boolean {
+    if (
+      selection.namespace !== undefined &&
+      (stored.metadata.namespace ?? "") !== selection.namespace
+    ) return false;
+    if (!matchesLabels(selection.labels, stored.metadata.labels)) return false;
+    if (selection.fields.length === 0) return true;
+    const values = def.fields !== undefined ? def.fields(stored) : {
+      "metadata.name": stored.metadata.name ?? "",
+      "metadata.namespace": stored.metadata.namespace ?? "",
+    };
+    return matchesFields(selection.fields, values);
+  }
+
+  /** Stored objects of `def` that match, and the resourceVersion of this snapshot. */
+  listStored(def: ResourceDef, selection: Selection): { items: KubeObject[]; rv: number } {
+    const items = this.store.list(storageOf(def), selection.namespace)
+      .filter((o) => this.matches(def, selection, o));
+    return { items, rv: this.store.resourceVersion };
+  }
+
+  /** A `<Kind>List` as served (items without kind/apiVersion, like the real server). */
+  list(def: ResourceDef, selection: Selection): KubeObject {
+    const { items, rv } = this.listStored(def, selection);
+    return {
+      kind: `${def.kind}List`,
+      apiVersion: groupVersion(def),
+      metadata: { resourceVersion: String(rv) },
+      items: items.map((o) => {
+        const { kind: _k, apiVersion: _a, ...rest } = this.present(def, o);
+        return rest;
+      }),
+    };
+  }
+
+  // ------------------------------------------------------------- create
+
+  /** Creates an object; answers the stored object (201 on the wire). */
+  create(
+    def: ResourceDef,
+    namespace: string | undefined,
+    body: unknown,
+    options: WriteOptions = {},
+  ): KubeObject {
+    const privileged = options.privileged ?? false;
+    const view = this.#decode(def, body);
+    const meta = view.metadata;
+    if (def.namespaced) {
+      const ns = namespace ?? meta.namespace ?? "default";
+      if (meta.namespace !== undefined && meta.namespace !== "" && meta.namespace !== ns) {
+        throw badRequest(
+          "the namespace of the provided object does not match the namespace sent on the request",
+        );
+      }
+      meta.namespace = ns;
+      this.#requireNamespace(ns, privileged);
+    } else {
+      delete meta.namespace;
+    }
+    if ((meta.name === undefined || meta.name === "") && meta.generateName) {
+      meta.name = `${meta.generateName}${randomSuffix()}`;
+    }
+    if (meta.name === undefined || meta.name === "") {
+      throw invalid({ kind: def.kind, group: def.group, name: "" }, [{
+        reason: "FieldValueRequired",
+        field: "metadata.name",
+        message: "metadata.name: Required value: name or generateName is required",
+      }]);
+    }
+    if (!privileged && def.validate !== undefined) {
+      const errors = def.validate(view, undefined);
+      if (errors.length > 0) {
+        throw invalid({ kind: def.kind, group: def.group, name: meta.name }, errors);
+      }
+    }
+    const stored = def.fromView !== undefined ? def.fromView(view) : view;
+    const sm = stored.metadata;
+    const now = this.#now();
+    sm.uid = crypto.randomUUID();
+    sm.creationTimestamp = rfc3339(now);
+    sm.generation = 1;
+    delete sm.resourceVersion;
+    delete sm.deletionTimestamp;
+    delete sm.deletionGracePeriodSeconds;
+    def.prepareCreate?.(stored, this.#context(privileged));
+    const storage = storageOf(def);
+    if (this.store.get(storage, sm.namespace, sm.name!) !== undefined) {
+      throw alreadyExists(def, sm.name!);
+    }
+    if (options.dryRun) return this.present(def, stored);
+    return this.present(def, this.store.add(storage, stored));
+  }
+
+  #requireNamespace(ns: string, privileged: boolean): void {
+    if (this.store.get("namespaces", undefined, ns) !== undefined) return;
+    if (!privileged) throw notFound({ group: "", resource: "namespaces" }, ns);
+    const nsDef = this.resolve("namespaces");
+    this.create(nsDef, undefined, { metadata: { name: ns } }, { privileged: true });
+  }
+
+  #decode(def: ResourceDef, body: unknown): KubeObject {
+    if (!isRecord(body)) {
+      throw badRequest(`the body of the request is not a ${def.kind} object`);
+    }
+    if (typeof body.kind === "string" && body.kind !== "" && body.kind !== def.kind) {
+      throw badRequest(
+        `${body.kind} in version "${def.version}" cannot be handled as a ${def.kind}: ` +
+          `the object provided is unrecognized (must be of type ${def.kind})`,
+      );
+    }
+    const obj = structuredClone(body) as KubeObject;
+    if (!isRecord(obj.metadata)) obj.metadata = {};
+    def.decodeCheck?.(obj);
+    return obj;
+  }
+
+  // ------------------------------------------------------------- update
+
+  /** Replaces an object (PUT); 409 on a stale resourceVersion, 404 when missing. */
+  update(
+    def: ResourceDef,
+    namespace: string | undefined,
+    name: string,
+    body: unknown,
+    options: WriteOptions = {},
+  ): KubeObject {
+    const view = this.#decode(def, body);
+    const meta = view.metadata;
+    if (meta.name !== undefined && meta.name !== name) {
+      throw badRequest(
+        `the name of the object (${meta.name}) does not match the name on the URL (${name})`,
+      );
+    }
+    meta.name = name;
+    if (def.namespaced) {
+      if (meta.namespace !== undefined && meta.namespace !== "" && meta.namespace !== namespace) {
+        throw badRequest(
+          "the namespace of the provided object does not match the namespace sent on the request",
+        );
+      }
+      meta.namespace = namespace;
+    } else {
+      delete meta.namespace;
+    }
+    const old = this.#getStored(def, namespace, name);
+    if (
+      meta.resourceVersion !== undefined && meta.resourceVersion !== "" &&
+      meta.resourceVersion !== old.metadata.resourceVersion
+    ) {
+      throw conflict(def, name, optimisticLockMessage);
+    }
+    return this.#write(def, old, view, options);
+  }
+
+  /** Common tail of update and patch: strategy rules, validation, storing. */
+  #write(def: ResourceDef, old: KubeObject, view: KubeObject, options: WriteOptions): KubeObject {
+    const privileged = options.privileged ?? false;
+    if (!privileged && def.validate !== undefined && options.subresource === undefined) {
+      const errors = def.validate(view, def.toView !== undefined ? def.toView(old) : old);
+      if (errors.length > 0) {
+        throw invalid({ kind: def.kind, group: def.group, name: old.metadata.name! }, errors);
+      }
+    }
+    let next = def.fromView !== undefined ? def.fromView(view) : structuredClone(view);
+    const om = old.metadata;
+    if (options.subresource === "status") {
+      // status writes change the status only
+      next = { ...structuredClone(old), status: structuredClone(next.status) };
+    } else if (!privileged && hasStatus(def)) {
+      next.status = structuredClone(old.status);
+      if (old.status === undefined) delete next.status;
+    }
+    const nm = next.metadata;
+    nm.uid = om.uid;
+    nm.creationTimestamp = om.creationTimestamp;
+    nm.namespace = om.namespace;
+    nm.name = om.name;
+    if (om.namespace === undefined) delete nm.namespace;
+    if (!privileged || nm.deletionTimestamp === undefined) {
+      setOrDelete(nm, "deletionTimestamp", om.deletionTimestamp);
+      setOrDelete(nm, "deletionGracePeriodSeconds", om.deletionGracePeriodSeconds);
+    }
+    nm.generation = om.generation;
+    if (
+      def.trackGeneration && JSON.stringify(next.spec) !== JSON.stringify(old.spec)
+    ) nm.generation = (om.generation ?? 0) + 1;
+    if (om.deletionTimestamp !== undefined) {
+      const before = new Set(om.finalizers ?? []);
+      const added = (nm.finalizers ?? []).filter((f) => !before.has(f));
+      if (added.length > 0 && !privileged) {
+        throw invalid({ kind: def.kind, group: def.group, name: om.name! }, [
+          forbiddenField(
+            "metadata.finalizers",
+            "no new finalizers can be added if the object is being deleted, found new finalizers " +
+              JSON.stringify(added),
+          ),
+        ]);
+      }
+    }
+    if (nm.finalizers !== undefined && nm.finalizers.length === 0) delete nm.finalizers;
+    delete nm.resourceVersion;
+    if (options.dryRun) return this.present(def, next);
+    const storage = storageOf(def);
+    if (nm.deletionTimestamp !== undefined && (nm.finalizers ?? []).length === 0) {
+      // the update that empties the finalizers of a deleting object removes it
+      if (def.deleteGrace === undefined || (nm.deletionGracePeriodSeconds ?? 0) === 0) {
+        const last = this.store.remove(storage, om.namespace, om.name!, next)!;
+        return this.present(def, last);
+      }
+    }
+    return this.present(def, this.store.replace(storage, next));
+  }
+
+  // ------------------------------------------------------------- patch
+
+  /** Applies a patch of the given media type (json, merge, strategic, apply). */
+  patch(
+    def: ResourceDef,
+    namespace: string | undefined,
+    name: string,
+    request: { contentType: string; patch: Json },
+    options: WriteOptions = {},
+  ): KubeObject {
+    const type = request.contentType.split(";")[0].trim().toLowerCase();
+    const accepted: string[] = [
+      patchTypes.json,
+      patchTypes.merge,
+      patchTypes.strategic,
+      patchTypes.apply,
+    ];
+    if (!accepted.includes(type)) throw unsupportedMediaType(type, accepted);
+    const storage = storageOf(def);
+    const existing = this.store.get(storage, def.namespaced ? namespace : undefined, name);
+    if (existing === undefined) {
+      if (type === patchTypes.apply && isRecord(request.patch)) {
+        const body = structuredClone(request.patch) as KubeObject;
+        return this.create(def, namespace, body, options);
+      }
+      throw notFound(def, name);
+    }
+    const current = this.present(def, existing) as unknown as JsonObject;
+    let patched: Json;
+    if (type === patchTypes.json) {
+      patched = applyJsonPatch(current, request.patch);
+    } else if (type === patchTypes.strategic) {
+      patched = applyStrategicMergePatch(current, request.patch, mergeKeysOf(def));
+    } else {
+      if (!isRecord(request.patch)) throw badRequest("merge patch must be a JSON object");
+      patched = applyMergePatch(current, request.patch);
+    }
+    if (!isRecord(patched)) throw badRequest("the patched object is not an object");
+    const result = patched as unknown as KubeObject;
+    if (!isRecord(result.metadata)) result.metadata = {};
+    const rv = result.metadata.resourceVersion;
+    if (rv !== undefined && rv !== null && rv !== existing.metadata.resourceVersion) {
+      throw conflict(def, name, optimisticLockMessage);
+    }
+    if (result.metadata.name !== name) {
+      throw badRequest(
+        `the name of the object (${result.metadata.name}) does not match the name on the URL (${name})`,
+      );
+    }
+    def.decodeCheck?.(result);
+    return this.#write(def, existing, result, options);
+  }
+
+  // ------------------------------------------------------------- delete
+
+  /** Deletes with kube-apiserver's rules for preconditions, grace periods and finalizers. */
+  delete(
+    def: ResourceDef,
+    namespace: string | undefined,
+    name: string,
+    options: DeleteOptions = {},
+  ): DeleteResult {
+    const storage = storageOf(def);
+    const ns = def.namespaced ? namespace : undefined;
+    const old = this.#getStored(def, ns, name);
+    const om = old.metadata;
+    const kindRef = { group: def.group, resource: def.kind };
+    const pre = options.preconditions ?? {};
+    if (pre.uid !== undefined && pre.uid !== null && pre.uid !== om.uid) {
+      throw conflict(
+        kindRef,
+        name,
+        `the UID in the precondition (${pre.uid}) does not match the UID in record (${om.uid}). ` +
+          "The object might have been deleted and then recreated",
+      );
+    }
+    if (
+      pre.resourceVersion !== undefined && pre.resourceVersion !== null &&
+      pre.resourceVersion !== om.resourceVersion
+    ) {
+      throw conflict(
+        kindRef,
+        name,
+        `the ResourceVersion in the precondition (${pre.resourceVersion}) does not match the ` +
+          `ResourceVersion in record (${om.resourceVersion}). The object might have been modified`,
+      );
+    }
+    const dryRun = (options.dryRun ?? []).length > 0;
+    let requested = options.gracePeriodSeconds ?? undefined;
+    if (requested !== undefined && requested < 0) requested = 1;
+    const grace = def.deleteGrace?.(old, requested);
+    const finalizers = om.finalizers ?? [];
+    const delayedCode = options.orphanDependents === false ? 202 : 200;
+    const keep = (obj: KubeObject): DeleteResult => ({
+      code: delayedCode,
+      body: this.present(def, obj),
+      removed: false,
+    });
+    const gone = (last: KubeObject): DeleteResult => ({
+      code: 200,
+      body: def.returnDeletedObject ? this.present(def, last) : success({
+        name,
+        group: def.group,
+        kind: def.resource,
+        uid: om.uid,
+      }),
+      removed: true,
+    });
+    if (dryRun) return keep(old);
+    const now = this.#now();
+
+    if (om.deletionTimestamp !== undefined) {
+      // already deleting: a delete may only shorten the grace period
+      if (finalizers.length > 0) return keep(old);
+      const storedGrace = om.deletionGracePeriodSeconds ?? 0;
+      if (grace === undefined || storedGrace === 0) {
+        return gone(this.store.remove(storage, ns, name)!);
+      }
+      if (grace >= storedGrace) return keep(old);
+      const shortened = this.#markDeleting(old, now, grace);
+      if (grace > 0) return keep(this.store.replace(storage, shortened));
+      this.store.replace(storage, shortened);
+      return gone(this.store.remove(storage, ns, name)!);
+    }
+
+    if (grace !== undefined) {
+      const marked = this.#markDeleting(old, now, grace);
+      if (grace > 0 || finalizers.length > 0) return keep(this.store.replace(storage, marked));
+      this.store.replace(storage, marked);
+      return gone(this.store.remove(storage, ns, name)!);
+    }
+    if (finalizers.length > 0) {
+      return keep(this.store.replace(storage, this.#markDeleting(old, now, 0)));
+    }
+    if (def.resource === "namespaces" && def.group === "") this.#emptyNamespace(name);
+    return gone(this.store.remove(storage, ns, name)!);
+  }
+
+  #markDeleting(old: KubeObject, now: Date, grace: number): KubeObject {
+    const next = structuredClone(old);
+    next.metadata.deletionTimestamp = rfc3339(new Date(now.getTime() + grace * 1000));
+    next.metadata.deletionGracePeriodSeconds = grace;
+    if ((next.metadata.generation ?? 0) > 0) {
+      next.metadata.generation = (next.metadata.generation ?? 0) + 1;
+    }
+    return next;
+  }
+
+  #emptyNamespace(ns: string): void {
+    for (const def of this.#defs) {
+      if (!def.namespaced || def.toView !== undefined) continue;
+      for (const obj of this.store.list(storageOf(def), ns)) {
+        this.store.remove(storageOf(def), ns, obj.metadata.name!);
+      }
+    }
+  }
+
+  /** Deletes every selected object (DELETE on a collection); answers the list of results. */
+  deleteCollection(def: ResourceDef, selection: Selection, options: DeleteOptions): KubeObject {
+    const { items } = this.listStored(def, selection);
+    const out: unknown[] = [];
+    for (const obj of items) {
+      try {
+        const r = this.delete(def, obj.metadata.namespace, obj.metadata.name!, options);
+        const { kind: _k, apiVersion: _a, ...rest } = r.body as KubeObject;
+        out.push(r.removed && !def.returnDeletedObject ? this.present(def, obj) : rest);
+      } catch (e) {
+        if (!(e instanceof Error && "status" in e)) throw e;
+      }
+    }
+    return {
+      kind: `${def.kind}List`,
+      apiVersion: groupVersion(def),
+      metadata: { resourceVersion: String(this.store.resourceVersion) },
+      items: out,
+    };
+  }
+
+  // ------------------------------------------------------------- eviction
+
+  /**
+   * `POST pods/<name>/eviction`: honours the pod's PodDisruptionBudget
+   * (computed from its minAvailable/maxUnavailable and the matching pods),
+   * adds the DisruptionTarget condition and deletes the pod gracefully.
+   */
+  evict(namespace: string, name: string, body: unknown): Status {
+    const pods = this.resolve("pods");
+    if (!isRecord(body)) throw badRequest("the body of the request is not an Eviction object");
+    const bodyName = pathString(body, "metadata.name");
+    if (bodyName !== "" && bodyName !== name) {
+      throw badRequest("name in URL does not match name in Eviction object");
+    }
+    const deleteOptions = (isRecord(body.deleteOptions) ? body.deleteOptions : {}) as DeleteOptions;
+    const pod = this.#getStored(pods, namespace, name);
+    const phase = pathString(pod, "status.phase");
+    const ignorePdb = phase === "Succeeded" || phase === "Failed" || phase === "Pending" ||
+      pod.metadata.deletionTimestamp !== undefined;
+    if (!ignorePdb) this.#checkBudget(pod);
+    if (pod.metadata.deletionTimestamp === undefined) this.#markDisruptionTarget(pod);
+    this.delete(pods, namespace, name, deleteOptions);
+    return success({}, 201);
+  }
+
+  #checkBudget(pod: KubeObject): void {
+    const pdbDef = this.resolve("poddisruptionbudgets");
+    const ns = pod.metadata.namespace!;
+    const labels = pod.metadata.labels;
+    const pdbs = this.store.list(storageOf(pdbDef), ns).filter((pdb) => {
+      const selector = pathValue(pdb, "spec.selector");
+      if (!isRecord(selector)) return false;
+      const empty = Object.keys(pathRecord(selector, "matchLabels")).length === 0 &&
+        pathList(selector, "matchExpressions").length === 0;
+      return !empty && matchesLabelSelectorObject(selector, labels);
+    });
+    if (pdbs.length === 0) return;
+    if (pdbs.length > 1) {
+      throw failure(500, "InternalError", {
+        message:
+          "This pod has more than one PodDisruptionBudget, which the eviction subresource does not support.",
+      });
+    }
+    const pdb = pdbs[0];
+    const pdbName = pdb.metadata.name!;
+    const observed = pathValue(pdb, "status.observedGeneration");
+    if (typeof observed === "number" && observed < (pdb.metadata.generation ?? 0)) {
+      throw tooManyRequests("Cannot evict pod as it would violate the pod's disruption budget.", {
+        retryAfterSeconds: 10,
+        causes: [{
+          reason: "DisruptionBudget",
+          message: `The disruption budget ${pdbName} is still being processed by the server.`,
+        }],
+      });
+    }
+    const budget = disruptionBudget(pdb, this.store.list("pods", ns));
+    const healthyPolicy = pathString(pdb, "spec.unhealthyPodEvictionPolicy");
+    if (!isPodReady(pod)) {
+      if (healthyPolicy === "AlwaysAllow") return;
+      if (budget.currentHealthy >= budget.desiredHealthy && budget.desiredHealthy > 0) return;
+    }
+    if (budget.disruptionsAllowed <= 0) {
+      throw tooManyRequests("Cannot evict pod as it would violate the pod's disruption budget.", {
+        causes: [{
+          reason: "DisruptionBudget",
+          message:
+            `The disruption budget ${pdbName} needs ${budget.desiredHealthy} healthy pods and has ${budget.currentHealthy} currently`,
+        }],
+      });
+    }
+  }
+
+  #markDisruptionTarget(pod: KubeObject): void {
+    const next = structuredClone(pod);
+    const status = pathRecord(next, "status");
+    const conditions = pathList(next, "status.conditions").filter((c) =>
+      !(isRecord(c) && c.type === "DisruptionTarget")
+    );
+    conditions.push({
+      type: "DisruptionTarget",
+      status: "True",
+      lastTransitionTime: rfc3339(this.#now()),
+      reason: disruptionTargetReason,
+      message: "Eviction API: evicting",
+    });
+    status.conditions = conditions;
+    next.status = status;
+    this.store.replace("pods", next);
+  }
+
+  /** Rejects a verb the kind does not support with 405. */
+  requireVerb(def: ResourceDef, verb: string): void {
+    if (!(def.verbs ?? allVerbs).includes(verb)) {
+      throw methodNotAllowed(def, verb);
+    }
+  }
+}
+
+function setOrDelete(meta: Record<string, unknown>, key: string, value: unknown): void {
+  if (value === undefined) delete meta[key];
+  else meta[key] = value;
+}
+
+const suffixAlphabet = "bcdfghjklmnpqrstvwxz2456789";
+
+function randomSuffix(): string {
+  let out = "";
+  const bytes = crypto.getRandomValues(new Uint8Array(5));
+  for (const b of bytes) out += suffixAlphabet[b % suffixAlphabet.length];
+  return out;
+}
+
+/** Whether the pod's Ready condition is True. */
+export function isPodReady(pod: KubeObject): boolean {
+  return pathList(pod, "status.conditions").some((c) =>
+    isRecord(c) && c.type === "Ready" && c.status === "True"
+  );
+}
+
+/** What a disruption controller would compute for a PDB. */
+export interface Budget {
+  /** Matching pods that are not finished. */
+  expectedPods: number;
+  /** Matching pods that are Ready and not being deleted. */
+  currentHealthy: number;
+  /** Healthy pods the budget requires. */
+  desiredHealthy: number;
+  /** `currentHealthy - desiredHealthy`, never negative. */
+  disruptionsAllowed: number;
+}
+
+function scaled(value: unknown, total: number): number {
+  if (typeof value === "number") return value;
+  if (typeof value === "string" && value.endsWith("%")) {
+    return Math.ceil((total * Number(value.slice(0, -1))) / 100);
+  }
+  if (typeof value === "string" && /^\d+$/.test(value)) return Number(value);
+  throw internalError(`invalid value for IntOrString: ${JSON.stringify(value)}`);
+}
+
+/** Computes a PDB's budget from its spec and the pods of its namespace. */
+export function disruptionBudget(pdb: KubeObject, podsInNamespace: KubeObject[]): Budget {
+  const selector = pathValue(pdb, "spec.selector") as Parameters<
+    typeof matchesLabelSelectorObject
+  >[0];
+  const pods = podsInNamespace.filter((p) =>
+    matchesLabelSelectorObject(selector, p.metadata.labels)
+  );
+  const live = pods.filter((p) => {
+    const phase = pathString(p, "status.phase");
+    return phase !== "Succeeded" && phase !== "Failed";
+  });
+  const expectedPods = live.length;
+  const currentHealthy =
+    live.filter((p) => p.metadata.deletionTimestamp === undefined && isPodReady(p)).length;
+  const minAvailable = pathValue(pdb, "spec.minAvailable");
+  const maxUnavailable = pathValue(pdb, "spec.maxUnavailable");
+  let desiredHealthy: number;
+  if (maxUnavailable !== undefined && maxUnavailable !== null) {
+    desiredHealthy = Math.max(0, expectedPods - scaled(maxUnavailable, expectedPods));
+  } else if (minAvailable !== undefined && minAvailable !== null) {
+    desiredHealthy = scaled(minAvailable, expectedPods);
+  } else {
+    desiredHealthy = 1;
+  }
+  return {
+    expectedPods,
+    currentHealthy,
+    desiredHealthy,
+    disruptionsAllowed: Math.max(0, currentHealthy - desiredHealthy),
+  };
+}

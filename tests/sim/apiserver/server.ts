@@ -1,0 +1,761 @@
+/**
+ * The simulated Kubernetes API server: one `Deno.serve` listener on
+ * 127.0.0.1 (HTTP or HTTPS with a throw-away CA), bearer-token auth, the
+ * discovery documents, every REST verb of the served kinds, watches, and the
+ * hooks tests use to seed state, inject faults and break watches.
+ *
+ * ```ts
+ * const server = await ApiServer.start({ tls: true });
+ * // KUBECONFIG=server.kubeconfigPath kubectl get pods
+ * await server.close();
+ * ```
+ *
+ * @module
+ */
+
+import type { Json } from "./patch.ts";
+import type { KubeObject } from "./objects.ts";
+import { isRecord } from "./objects.ts";
+import type { DeleteOptions } from "./registry.ts";
+import { Registry } from "./registry.ts";
+import type { ResourceDef } from "./resources.ts";
+import { groupVersion, storageOf } from "./resources.ts";
+import type { Status } from "./status.ts";
+import {
+  ApiError,
+  badRequest,
+  forCode,
+  internalError,
+  methodNotAllowed,
+  pathNotFound,
+  unauthorized,
+} from "./status.ts";
+import { Store } from "./store.ts";
+import type { IncludeObject } from "./tables.ts";
+import { tableVersionAccepted, toTable } from "./tables.ts";
+import {
+  aggregatedContentType,
+  aggregatedDiscovery,
+  apiGroupDocument,
+  apiGroupList,
+  apiResourceList,
+  apiVersions,
+  wantsAggregated,
+} from "./discovery.ts";
+import type { FaultEffect, FaultTarget } from "./faults.ts";
+import { Faults } from "./faults.ts";
+import { kubeconfigYaml, makeCertificates } from "./tls.ts";
+import { WatchHub } from "./watch.ts";
+
+/** Options of {@link ApiServer.start}. */
+export interface ApiServerOptions {
+  /** Serve HTTPS with a generated CA (default false: plain HTTP). */
+  tls?: boolean;
+  /** Port on 127.0.0.1 (default 0: a free one). */
+  port?: number;
+  /** Bearer token (default: random). */
+  token?: string;
+  /** Require the bearer token (default: true with TLS, false without). */
+  auth?: boolean;
+  /** Serve `pods/eviction` (default true); false answers 404 like a server without it. */
+  eviction?: boolean;
+  /** Answer aggregated discovery when asked (default true); false serves legacy documents only. */
+  aggregatedDiscovery?: boolean;
+  /** BOOKMARK interval of watches that allow them (default 60 000 ms). */
+  bookmarkIntervalMs?: number;
+  /** Server-side timeout of watches without `timeoutSeconds` (default 30–60 min). */
+  watchTimeoutMs?: number;
+  /** Changes retained for watches (default 10 000). */
+  historyLimit?: number;
+  /** Seed of the fault `rate` draws (default 1). */
+  faultSeed?: number;
+  /** Clock of the simulated cluster (default: real time). */
+  now?: () => Date;
+  /** Namespaces made at start (default: default, kube-system, kube-public, kube-node-lease). */
+  namespaces?: string[];
+  /** Directory for the kubeconfig and certificates (default: a new temp dir, removed on close). */
+  dir?: string;
+}
+
+/** One logged HTTP request. */
+export interface RequestRecord {
+  /** HTTP method. */
+  method: string;
+  /** URL path. */
+  path: string;
+  /** Query parameters. */
+  query: Record<string, string>;
+  /** `get`, `list`, `watch`, `create`, `update`, `patch`, `delete`, `deletecollection`, `evict`, `discovery`. */
+  verb: string;
+  /** Resource plural, for resource paths. */
+  resource?: string;
+  /** Subresource such as `status` or `eviction`. */
+  subresource?: string;
+  /** API group of the resource. */
+  group?: string;
+  /** Namespace in the path. */
+  namespace?: string;
+  /** Name in the path. */
+  name?: string;
+  /** HTTP status answered (0 while still pending). */
+  status: number;
+  /** Parsed JSON request body, if any. */
+  body?: unknown;
+  /** Request Content-Type. */
+  contentType?: string;
+  /** Request Accept header. */
+  accept?: string;
+  /** Whether an injected fault decided the answer. */
+  faulted?: boolean;
+  /** When the request arrived. */
+  time: Date;
+}
+
+/** A parsed request path. */
+interface Route {
+  kind: "resource" | "nonresource";
+  group: string;
+  version: string;
+  def?: ResourceDef;
+  resource?: string;
+  namespace?: string;
+  name?: string;
+  subresource?: string;
+  watchPrefix: boolean;
+}
+
+const jsonHeaders = { "content-type": "application/json" };
+const defaultNamespaces = ["default", "kube-system", "kube-public", "kube-node-lease"];
+
+function json(body: unknown, status = 200, headers: Record<string, string> = {}): Response {
+  return new Response(JSON.stringify(body), { status, headers: { ...jsonHeaders, ...headers } });
+}
+
+function errorResponse(err: ApiError): Response {
+  const headers: Record<string, string> = {};
+  const retry = err.status.details?.retryAfterSeconds;
+  if (retry !== undefined && retry > 0) headers["retry-after"] = String(retry);
+  return json(err.status, err.code, headers);
+}
+
+/** The simulated API server. */
+export class ApiServer {
+  /** Base URL, e.g. `https://127.0.0.1:40123`. */
+  readonly url: string;
+  /** Path of a kubeconfig for kubectl and client-node. */
+  readonly kubeconfigPath: string;
+  /** Bearer token the kubeconfig carries. */
+  readonly token: string;
+  /** CA certificate (PEM) with TLS, else undefined. */
+  readonly caPem: string | undefined;
+  /** The object store. */
+  readonly store: Store;
+  /** The REST semantics of every kind; in-process actors call it directly. */
+  readonly api: Registry;
+  /** Injected faults. */
+  readonly faults: Faults;
+  /** Every HTTP request, oldest first. */
+  readonly requests: RequestRecord[] = [];
+  /** Whether `pods/eviction` is served; may be switched at any time. */
+  evictionSupported: boolean;
+
+  #http: Deno.HttpServer<Deno.NetAddr>;
+  #hub: WatchHub;
+  #auth: boolean;
+  #aggregated: boolean;
+  #dir: string;
+  #ownDir: boolean;
+  #closing = new AbortController();
+  #closed = false;
+
+  private constructor(parts: {
+    url: string;
+    kubeconfigPath: string;
+    token: string;
+    caPem?: string;
+    store: Store;
+    api: Registry;
+    faults: Faults;
+    hub: WatchHub;
+    http: Deno.HttpServer<Deno.NetAddr>;
+    auth: boolean;
+    aggregated: boolean;
+    eviction: boolean;
+    dir: string;
+    ownDir: boolean;
+  }) {
+    this.url = parts.url;
+    this.kubeconfigPath = parts.kubeconfigPath;
+    this.token = parts.token;
+    this.caPem = parts.caPem;
+    this.store = parts.store;
+    this.api = parts.api;
+    this.faults = parts.faults;
+    this.#hub = parts.hub;
+    this.#http = parts.http;
+    this.#auth = parts.auth;
+    this.#aggregated = parts.aggregated;
+    this.evictionSupported = parts.eviction;
+    this.#dir = parts.dir;
+    this.#ownDir = parts.ownDir;
+  }
+
+  /** Starts a server on 127.0.0.1 and writes its kubeconfig. */
+  static async start(options: ApiServerOptions = {}): Promise<ApiServer> {
+    const tls = options.tls ?? false;
+    const ownDir = options.dir === undefined;
+    const dir = options.dir ?? await Deno.makeTempDir({ prefix: "apiserver-sim-" });
+    const certs = tls ? await makeCertificates(dir) : undefined;
+    const store = new Store({ historyLimit: options.historyLimit });
+    const api = new Registry(store, { now: options.now });
+    for (const ns of options.namespaces ?? defaultNamespaces) {
+      api.create(api.resolve("namespaces"), undefined, { metadata: { name: ns } }, {
+        privileged: true,
+      });
+    }
+    const hub = new WatchHub({
+      bookmarkIntervalMs: options.bookmarkIntervalMs,
+      defaultTimeoutMs: options.watchTimeoutMs !== undefined
+        ? () => options.watchTimeoutMs!
+        : undefined,
+    });
+    const token = options.token ?? crypto.randomUUID().replaceAll("-", "");
+    // the handler exists before the server object it forwards to
+    const ready: { server?: ApiServer } = {};
+    const handler = (req: Request, info: Deno.ServeHandlerInfo<Deno.NetAddr>) => {
+      if (ready.server === undefined) {
+        return json(internalError("server is starting").status, 500);
+      }
+      return ready.server.#handle(req, info);
+    };
+    const listen = { hostname: "127.0.0.1", port: options.port ?? 0, onListen: () => {} };
+    const http = certs !== undefined
+      ? Deno.serve({ ...listen, cert: certs.certPem, key: certs.keyPem }, handler)
+      : Deno.serve(listen, handler);
+    const url = `${tls ? "https" : "http"}://127.0.0.1:${http.addr.port}`;
+    const kubeconfigPath = `${dir}/kubeconfig`;
+    await Deno.writeTextFile(
+      kubeconfigPath,
+      kubeconfigYaml({ server: url, caPem: certs?.caPem, token }),
+    );
+    const server = new ApiServer({
+      url,
+      kubeconfigPath,
+      token,
+      caPem: certs?.caPem,
+      store,
+      api,
+      faults: new Faults(options.faultSeed ?? 1),
+      hub,
+      http,
+      auth: options.auth ?? tls,
+      aggregated: options.aggregatedDiscovery ?? true,
+      eviction: options.eviction ?? true,
+      dir,
+      ownDir,
+    });
+    ready.server = server;
+    return server;
+  }
+
+  // ------------------------------------------------------------- test hooks
+
+  #defOf(obj: KubeObject): ResourceDef {
+    const apiVersion = typeof obj.apiVersion === "string" ? obj.apiVersion : "";
+    const kind = typeof obj.kind === "string" ? obj.kind : "";
+    const def = this.api.definitions.find((d) =>
+      d.kind === kind && (apiVersion === "" || groupVersion(d) === apiVersion)
+    );
+    if (def === undefined) {
+      throw new Error(
+        `Expected an object of a served kind, got kind "${kind}" apiVersion "${apiVersion}"`,
+      );
+    }
+    return def;
+  }
+
+  /** Stores a new object directly (no HTTP, no validation; status kept; namespace made if missing). */
+  create(obj: KubeObject): KubeObject {
+    const def = this.#defOf(obj);
+    return this.api.create(def, obj.metadata?.namespace, obj, { privileged: true });
+  }
+
+  /** One object as served, or undefined. `resource` is a plural such as `pods`. */
+  get(resource: string, namespace: string | undefined, name: string): KubeObject | undefined {
+    const def = this.api.resolve(resource);
+    const stored = this.store.get(storageOf(def), def.namespaced ? namespace : undefined, name);
+    return stored === undefined ? undefined : this.api.present(def, stored);
+  }
+
+  /** All objects of a resource as served (in one namespace when given). */
+  list(resource: string, namespace?: string): KubeObject[] {
+    const def = this.api.resolve(resource);
+    return this.store.list(storageOf(def), def.namespaced ? namespace : undefined)
+      .map((o) => this.api.present(def, o));
+  }
+
+  /** Replaces an object directly: spec, status and metadata as given; no resourceVersion check. */
+  update(obj: KubeObject): KubeObject {
+    const def = this.#defOf(obj);
+    const { resourceVersion: _rv, ...metadata } = obj.metadata;
+    return this.api.update(def, metadata.namespace, metadata.name ?? "", { ...obj, metadata }, {
+      privileged: true,
+    });
+  }
+
+  /** Removes an object at once (DELETED event); returns its last state, or undefined. */
+  remove(resource: string, namespace: string | undefined, name: string): KubeObject | undefined {
+    const def = this.api.resolve(resource);
+    const last = this.store.remove(storageOf(def), def.namespaced ? namespace : undefined, name);
+    return last === undefined ? undefined : this.api.present(def, last);
+  }
+
+  /** The non-GET requests (writes), oldest first. */
+  writes(): RequestRecord[] {
+    return this.requests.filter((r) => r.method !== "GET");
+  }
+
+  /** Empties the request log. */
+  clearRequests(): void {
+    this.requests.length = 0;
+  }
+
+  /** Ends every open watch abruptly (the client sees a broken stream). */
+  dropWatches(): void {
+    this.#hub.dropAll();
+  }
+
+  /** Ends every open watch normally, like a server-side watch timeout. */
+  endWatches(): void {
+    this.#hub.closeAll();
+  }
+
+  /** While true, open and new watches send nothing (events queue up until false). */
+  stallWatches(on: boolean): void {
+    this.#hub.stall(on);
+  }
+
+  /** Sends a BOOKMARK now on every watch that allows them. */
+  sendBookmarks(): void {
+    this.#hub.bookmarkAll(this.store.resourceVersion);
+  }
+
+  /** Forgets the watch history: a watch from an older resourceVersion gets 410 Expired. */
+  compact(): void {
+    this.store.compact();
+  }
+
+  /** Number of open watch streams. */
+  openWatchCount(): number {
+    return this.#hub.openCount;
+  }
+
+  /** Closes watches, pending requests and the listener; removes the temp dir. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#closing.abort();
+    this.#hub.closeAll();
+    await this.#http.shutdown();
+    if (this.#ownDir) await Deno.remove(this.#dir, { recursive: true }).catch(() => {});
+  }
+
+  // ------------------------------------------------------------- HTTP
+
+  async #handle(req: Request, _info: Deno.ServeHandlerInfo<Deno.NetAddr>): Promise<Response> {
+    const url = new URL(req.url);
+    const query: Record<string, string> = {};
+    for (const [k, v] of url.searchParams) query[k] = v;
+    const record: RequestRecord = {
+      method: req.method,
+      path: url.pathname,
+      query,
+      verb: "discovery",
+      status: 0,
+      time: new Date(),
+    };
+    const contentType = req.headers.get("content-type");
+    if (contentType !== null) record.contentType = contentType;
+    const accept = req.headers.get("accept");
+    if (accept !== null) record.accept = accept;
+    this.requests.push(record);
+    let response: Response;
+    try {
+      const text = req.method === "GET" || req.method === "HEAD" ? "" : await req.text();
+      let body: unknown = undefined;
+      if (text.trim() !== "") {
+        try {
+          body = JSON.parse(text);
+        } catch {
+          body = text;
+        }
+        record.body = body;
+      }
+      const route = this.#route(url.pathname);
+      const verb = this.#verb(req.method, route, url.searchParams);
+      record.verb = verb;
+      if (route.kind === "resource") {
+        record.resource = route.resource;
+        record.group = route.group;
+        if (route.subresource !== undefined) record.subresource = route.subresource;
+        if (route.namespace !== undefined) record.namespace = route.namespace;
+        if (route.name !== undefined) record.name = route.name;
+      }
+      if (this.#auth && !this.#public(url.pathname)) {
+        const header = req.headers.get("authorization") ?? "";
+        if (header !== `Bearer ${this.token}`) throw unauthorized();
+      }
+      const fault = this.faults.take(
+        {
+          verb,
+          resource: route.resource,
+          subresource: route.subresource,
+          namespace: route.namespace,
+          name: route.name,
+        } satisfies FaultTarget,
+      );
+      if (fault !== undefined) {
+        const answer = await this.#applyFault(fault, req.signal);
+        if (answer !== undefined) {
+          record.faulted = true;
+          record.status = answer.status;
+          return answer;
+        }
+      }
+      response = this.#dispatch(req, url, route, verb, body);
+    } catch (e) {
+      response = this.#errorToResponse(e);
+    }
+    record.status = response.status;
+    return response;
+  }
+
+  #errorToResponse(e: unknown): Response {
+    if (e instanceof ApiError) return errorResponse(e);
+    const message = e instanceof Error ? e.message : String(e);
+    return errorResponse(internalError(message));
+  }
+
+  async #applyFault(fault: FaultEffect, signal: AbortSignal): Promise<Response | undefined> {
+    const closing = this.#closing.signal;
+    const wait = (ms: number | undefined) =>
+      new Promise<void>((resolve) => {
+        let timer: ReturnType<typeof setTimeout> | undefined;
+        const done = () => {
+          if (timer !== undefined) clearTimeout(timer);
+          signal.removeEventListener("abort", done);
+          closing.removeEventListener("abort", done);
+          resolve();
+        };
+        if (signal.aborted || closing.aborted) return resolve();
+        signal.addEventListener("abort", done, { once: true });
+        closing.addEventListener("abort", done, { once: true });
+        if (ms !== undefined) timer = setTimeout(done, ms);
+      });
+    if (fault.latencyMs > 0) await wait(fault.latencyMs);
+    if (fault.hang) {
+      await wait(undefined);
+      return errorResponse(forCode(503, { message: "the simulator is shutting down" }));
+    }
+    if (closing.aborted) {
+      return errorResponse(forCode(503, { message: "the simulator is shutting down" }));
+    }
+    if (fault.status !== undefined) {
+      return errorResponse(forCode(fault.status, {
+        message: fault.message,
+        retryAfterSeconds: fault.retryAfterSeconds ?? (fault.status === 429 ? 1 : undefined),
+      }));
+    }
+    return undefined;
+  }
+
+  #public(path: string): boolean {
+    return path === "/version" || path === "/healthz" || path === "/livez" || path === "/readyz";
+  }
+
+  #route(path: string): Route {
+    const segs = path.split("/").filter((s) => s !== "");
+    const nonResource: Route = { kind: "nonresource", group: "", version: "", watchPrefix: false };
+    let group: string;
+    let version: string;
+    let rest: string[];
+    if (segs[0] === "api" && segs.length >= 2) {
+      group = "";
+      version = segs[1];
+      rest = segs.slice(2);
+    } else if (segs[0] === "apis" && segs.length >= 3) {
+      group = segs[1];
+      version = segs[2];
+      rest = segs.slice(3);
+    } else {
+      return nonResource;
+    }
+    if (rest.length === 0) return { ...nonResource, group, version };
+    let watchPrefix = false;
+    if (rest[0] === "watch") {
+      watchPrefix = true;
+      rest = rest.slice(1);
+    }
+    const route: Route = { kind: "resource", group, version, watchPrefix };
+    if (rest[0] === "namespaces" && rest.length >= 3) {
+      const def = this.api.lookup(group, version, rest[2]);
+      if (def !== undefined && def.namespaced) {
+        return {
+          ...route,
+          def,
+          resource: rest[2],
+          namespace: rest[1],
+          name: rest[3],
+          subresource: rest[4],
+        };
+      }
+    }
+    const def = this.api.lookup(group, version, rest[0]);
+    if (rest.length > 3) throw pathNotFound();
+    return { ...route, def, resource: rest[0], name: rest[1], subresource: rest[2] };
+  }
+
+  #verb(method: string, route: Route, params: URLSearchParams): string {
+    if (route.kind !== "resource") return "discovery";
+    const watch = route.watchPrefix || params.get("watch") === "true" ||
+      params.get("watch") === "1";
+    switch (method) {
+      case "GET":
+        if (watch) return "watch";
+        return route.name === undefined ? "list" : "get";
+      case "POST":
+        return route.subresource === "eviction" ? "evict" : "create";
+      case "PUT":
+        return "update";
+      case "PATCH":
+        return "patch";
+      case "DELETE":
+        return route.name === undefined ? "deletecollection" : "delete";
+      default:
+        return method.toLowerCase();
+    }
+  }
+
+  #dispatch(req: Request, url: URL, route: Route, verb: string, body: unknown): Response {
+    if (route.kind === "nonresource") return this.#discovery(req, url, route);
+    const def = route.def;
+    if (def === undefined) throw pathNotFound();
+    if (route.namespace === undefined && def.namespaced && route.name !== undefined) {
+      throw pathNotFound();
+    }
+    const sub = route.subresource;
+    if (sub !== undefined) {
+      const known = (def.subresources ?? []).some((s) => s.name === sub);
+      if (!known || (sub === "eviction" && !this.evictionSupported)) throw pathNotFound();
+      if (sub === "eviction" && verb !== "evict") throw methodNotAllowed(def, verb);
+      if (sub !== "status" && sub !== "eviction") throw pathNotFound();
+    }
+    const params = url.searchParams;
+    const ns = def.namespaced ? route.namespace : undefined;
+    const dryRun = params.getAll("dryRun").length > 0 ||
+      (isRecord(body) && Array.isArray(body.dryRun) && body.dryRun.length > 0);
+    switch (verb) {
+      case "get":
+        return this.#respondObject(req, def, this.api.get(def, ns, route.name!));
+      case "list": {
+        const selection = this.api.selection(def, {
+          namespace: ns,
+          labelSelector: params.get("labelSelector"),
+          fieldSelector: params.get("fieldSelector"),
+        });
+        const table = this.#tableRequest(req, params);
+        if (table !== undefined) {
+          const { items, rv } = this.api.listStored(def, selection);
+          return json(toTable(items.map((o) => this.api.present(def, o)), {
+            group: def.group,
+            resource: def.resource,
+            apiVersion: table.apiVersion,
+            includeObject: table.includeObject,
+            resourceVersion: String(rv),
+            now: this.api.now(),
+          }));
+        }
+        return json(this.api.list(def, selection));
+      }
+      case "watch":
+        return this.#watch(req, def, route, ns);
+      case "create": {
+        const created = this.api.create(def, ns, body, { dryRun });
+        return this.#respondObject(req, def, created, 201);
+      }
+      case "update":
+        return this.#respondObject(
+          req,
+          def,
+          this.api.update(def, ns, route.name!, body, { subresource: sub, dryRun }),
+        );
+      case "patch": {
+        const patched = this.api.patch(def, ns, route.name!, {
+          contentType: req.headers.get("content-type") ?? "",
+          patch: body as Json,
+        }, { subresource: sub, dryRun });
+        return this.#respondObject(req, def, patched);
+      }
+      case "delete": {
+        const result = this.api.delete(def, ns, route.name!, this.#deleteOptions(params, body));
+        if ((result.body as Status).kind === "Status") return json(result.body, result.code);
+        return this.#respondObject(req, def, result.body as KubeObject, result.code);
+      }
+      case "deletecollection": {
+        const selection = this.api.selection(def, {
+          namespace: ns,
+          labelSelector: params.get("labelSelector"),
+          fieldSelector: params.get("fieldSelector"),
+        });
+        return json(this.api.deleteCollection(def, selection, this.#deleteOptions(params, body)));
+      }
+      case "evict":
+        return json(this.api.evict(route.namespace ?? "", route.name!, body ?? {}), 201);
+      default:
+        throw methodNotAllowed(def, verb);
+    }
+  }
+
+  #deleteOptions(params: URLSearchParams, body: unknown): DeleteOptions {
+    const options: DeleteOptions = {};
+    const grace = params.get("gracePeriodSeconds");
+    if (grace !== null) {
+      if (!/^-?\d+$/.test(grace)) throw badRequest(`invalid gracePeriodSeconds: ${grace}`);
+      options.gracePeriodSeconds = Number(grace);
+    }
+    const propagation = params.get("propagationPolicy");
+    if (propagation !== null) options.propagationPolicy = propagation;
+    const orphan = params.get("orphanDependents");
+    if (orphan !== null) options.orphanDependents = orphan === "true";
+    const dryRun = params.getAll("dryRun");
+    if (dryRun.length > 0) options.dryRun = dryRun;
+    if (isRecord(body)) {
+      if (typeof body.gracePeriodSeconds === "number") {
+        options.gracePeriodSeconds = body.gracePeriodSeconds;
+      }
+      if (isRecord(body.preconditions)) {
+        options.preconditions = body.preconditions as DeleteOptions["preconditions"];
+      }
+      if (typeof body.propagationPolicy === "string") {
+        options.propagationPolicy = body.propagationPolicy;
+      }
+      if (typeof body.orphanDependents === "boolean") {
+        options.orphanDependents = body.orphanDependents;
+      }
+      if (Array.isArray(body.dryRun)) options.dryRun = body.dryRun.map(String);
+    } else if (body !== undefined) {
+      throw badRequest("the body of a DELETE must be DeleteOptions");
+    }
+    return options;
+  }
+
+  #tableRequest(
+    req: Request,
+    params: URLSearchParams,
+  ): { apiVersion: string; includeObject: IncludeObject } | undefined {
+    const apiVersion = tableVersionAccepted(req.headers.get("accept"));
+    if (apiVersion === undefined) return undefined;
+    const include = params.get("includeObject");
+    const includeObject: IncludeObject = include === "Object" || include === "None"
+      ? include
+      : "Metadata";
+    return { apiVersion, includeObject };
+  }
+
+  #respondObject(req: Request, def: ResourceDef, obj: KubeObject, code = 200): Response {
+    const table = req.method === "GET"
+      ? this.#tableRequest(req, new URL(req.url).searchParams)
+      : undefined;
+    if (table === undefined) return json(obj, code);
+    return json(
+      toTable([obj], {
+        group: def.group,
+        resource: def.resource,
+        apiVersion: table.apiVersion,
+        includeObject: table.includeObject,
+        resourceVersion: obj.metadata.resourceVersion ?? "",
+        now: this.api.now(),
+      }),
+      code,
+    );
+  }
+
+  #watch(req: Request, def: ResourceDef, route: Route, ns: string | undefined): Response {
+    const params = new URL(req.url).searchParams;
+    const selection = this.api.selection(def, {
+      namespace: ns,
+      labelSelector: params.get("labelSelector"),
+      fieldSelector: params.get("fieldSelector"),
+      name: route.name,
+    });
+    const rv = params.get("resourceVersion") ?? undefined;
+    if (rv !== undefined && rv !== "" && !/^\d+$/.test(rv)) {
+      throw badRequest(`invalid resource version: ${rv}`);
+    }
+    const timeout = params.get("timeoutSeconds");
+    if (timeout !== null && !/^\d+$/.test(timeout)) {
+      throw badRequest(`invalid timeoutSeconds: ${timeout}`);
+    }
+    const body = this.#hub.open(this.api, {
+      def,
+      selection,
+      resourceVersion: rv,
+      allowBookmarks: params.get("allowWatchBookmarks") === "true",
+      sendInitialEvents: params.get("sendInitialEvents") === "true",
+      timeoutSeconds: timeout === null ? undefined : Number(timeout),
+      table: this.#tableRequest(req, params),
+      signal: req.signal,
+    });
+    return new Response(body, { status: 200, headers: jsonHeaders });
+  }
+
+  #discovery(req: Request, url: URL, route: Route): Response {
+    const path = url.pathname.replace(/\/+$/, "");
+    const accept = req.headers.get("accept");
+    const visible = (def: ResourceDef, sub: string) =>
+      !(def.resource === "pods" && def.group === "" && sub === "eviction" &&
+        !this.evictionSupported);
+    const defs = this.api.definitions;
+    if (path === "/version") {
+      return json({
+        major: "1",
+        minor: "32",
+        gitVersion: "v1.32.4-sim",
+        gitCommit: "0000000000000000000000000000000000000000",
+        gitTreeState: "clean",
+        buildDate: "2026-01-01T00:00:00Z",
+        goVersion: "go1.23.0",
+        compiler: "gc",
+        platform: "linux/amd64",
+      });
+    }
+    if (path === "/healthz" || path === "/livez" || path === "/readyz") {
+      return new Response("ok", { headers: { "content-type": "text/plain" } });
+    }
+    if (path === "/api" || path === "/apis") {
+      const aggregated = this.#aggregated ? wantsAggregated(accept) : undefined;
+      if (aggregated !== undefined) {
+        const doc = aggregatedDiscovery(defs, {
+          core: path === "/api",
+          version: aggregated,
+          visible,
+        });
+        return new Response(JSON.stringify(doc), {
+          headers: {
+            "content-type": aggregatedContentType.replace("v=v2", `v=${aggregated}`),
+          },
+        });
+      }
+      if (path === "/api") return json(apiVersions(url.host));
+      return json(apiGroupList(defs));
+    }
+    if (route.version !== "") {
+      const doc = apiResourceList(defs, route, visible);
+      if (doc !== undefined) return json(doc);
+    } else if (path.startsWith("/apis/")) {
+      const doc = apiGroupDocument(defs, path.slice("/apis/".length));
+      if (doc !== undefined) return json(doc);
+    }
+    throw pathNotFound();
+  }
+}

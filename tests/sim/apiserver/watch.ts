@@ -1,0 +1,293 @@
+/**
+ * Watch streams: newline-separated JSON events over a chunked 200 response.
+ *
+ * A watch starts either with synthetic ADDED events for the current state
+ * (no resourceVersion, or `0`) or by replaying the retained history after a
+ * resourceVersion; a resourceVersion older than the history gets one ERROR
+ * event (410 Expired) and the stream ends. Selectors turn changes into ADDED /
+ * DELETED when an object starts / stops matching. The {@link WatchHub} can
+ * end, drop or stall every open stream, for tests of a client's reconnects.
+ *
+ * @module
+ */
+
+import type { KubeObject } from "./objects.ts";
+import type { Registry, Selection } from "./registry.ts";
+import type { ResourceDef } from "./resources.ts";
+import { groupVersion, storageOf } from "./resources.ts";
+import type { Change } from "./store.ts";
+import { expired } from "./status.ts";
+import type { IncludeObject } from "./tables.ts";
+import { toTable } from "./tables.ts";
+
+/** Parameters of one watch request. */
+export interface WatchRequest {
+  /** Kind watched. */
+  def: ResourceDef;
+  /** Parsed selectors and namespace. */
+  selection: Selection;
+  /** `resourceVersion` query value, if any. */
+  resourceVersion?: string;
+  /** `allowWatchBookmarks=true`. */
+  allowBookmarks: boolean;
+  /** `sendInitialEvents=true`. */
+  sendInitialEvents: boolean;
+  /** `timeoutSeconds`, if any. */
+  timeoutSeconds?: number;
+  /** Table version asked for in Accept, if any. */
+  table?: { apiVersion: string; includeObject: IncludeObject };
+  /** Aborted when the client goes away. */
+  signal: AbortSignal;
+}
+
+/** Options of the {@link WatchHub}. */
+export interface WatchHubOptions {
+  /** Interval of BOOKMARK events for watches that allow them (default 60 s, like the real cacher). */
+  bookmarkIntervalMs?: number;
+  /** Server-side timeout of watches without `timeoutSeconds` (default 30–60 min). */
+  defaultTimeoutMs?: () => number;
+}
+
+const encoder = new TextEncoder();
+
+/** One open watch stream. */
+class ActiveWatch {
+  readonly def: ResourceDef;
+  #hub: WatchHub;
+  #request: WatchRequest;
+  #controller!: ReadableStreamDefaultController<Uint8Array>;
+  #queue: string[] = [];
+  #closed = false;
+  #closeWhenUnstalled = false;
+  #timers: ReturnType<typeof setTimeout>[] = [];
+  #bookmarkTimer: ReturnType<typeof setInterval> | undefined;
+  #unsubscribe: (() => void) | undefined;
+  #sentHeaders = false;
+  readonly body: ReadableStream<Uint8Array>;
+
+  constructor(hub: WatchHub, request: WatchRequest) {
+    this.#hub = hub;
+    this.#request = request;
+    this.def = request.def;
+    this.body = new ReadableStream<Uint8Array>({
+      start: (controller) => {
+        this.#controller = controller;
+      },
+      cancel: () => this.#cleanup(),
+    });
+  }
+
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /** Starts the stream: initial state or replay, then live changes. */
+  start(registry: Registry): void {
+    const req = this.#request;
+    const storage = storageOf(req.def);
+    const rv = req.resourceVersion;
+    const fromState = req.sendInitialEvents || rv === undefined || rv === "" || rv === "0";
+    if (fromState) {
+      const { items } = registry.listStored(req.def, req.selection);
+      for (const obj of items) this.#send("ADDED", obj, registry);
+      if (req.sendInitialEvents && req.allowBookmarks) {
+        this.#sendBookmark(registry.store.resourceVersion, { "k8s.io/initial-events-end": "true" });
+      }
+    } else {
+      const from = Number(rv);
+      const changes = registry.store.since(from);
+      if (changes === undefined) {
+        const current = registry.store.resourceVersion;
+        const status = expired(`too old resource version: ${from} (${current})`).status;
+        this.#write(JSON.stringify({ type: "ERROR", object: status }));
+        this.close();
+        return;
+      }
+      for (const c of changes) if (c.storage === storage) this.#deliver(c, registry);
+    }
+    this.#unsubscribe = registry.store.subscribe((change) => {
+      if (change.storage === storage) this.#deliver(change, registry);
+    });
+    const hubOptions = this.#hub.options;
+    if (req.allowBookmarks) {
+      const every = hubOptions.bookmarkIntervalMs ?? 60_000;
+      this.#bookmarkTimer = setInterval(() => {
+        if (!this.#hub.stalled) this.#sendBookmark(registry.store.resourceVersion);
+      }, every);
+    }
+    const timeoutMs = req.timeoutSeconds !== undefined
+      ? req.timeoutSeconds * 1000
+      : (hubOptions.defaultTimeoutMs ?? (() => 1_800_000 * (1 + Math.random())))();
+    this.#timers.push(setTimeout(() => this.#timeout(), timeoutMs));
+    req.signal.addEventListener("abort", () => this.#cleanup(), { once: true });
+  }
+
+  #timeout(): void {
+    if (this.#hub.stalled) this.#closeWhenUnstalled = true;
+    else this.close();
+  }
+
+  /** Turns a store change into the event this watcher's selection sees, if any. */
+  #deliver(change: Change, registry: Registry): void {
+    const { def, selection } = this.#request;
+    const nowMatches = change.type !== "DELETED" && registry.matches(def, selection, change.object);
+    const wasMatching = change.previous !== undefined &&
+      registry.matches(def, selection, change.previous);
+    if (change.type === "ADDED") {
+      if (nowMatches) this.#send("ADDED", change.object, registry);
+    } else if (change.type === "DELETED") {
+      if (wasMatching) this.#send("DELETED", change.object, registry);
+    } else if (nowMatches && wasMatching) {
+      this.#send("MODIFIED", change.object, registry);
+    } else if (nowMatches) {
+      this.#send("ADDED", change.object, registry);
+    } else if (wasMatching) {
+      // stops matching: its old content with the new resourceVersion
+      const old = structuredClone(change.previous!);
+      old.metadata.resourceVersion = change.object.metadata.resourceVersion;
+      this.#send("DELETED", old, registry);
+    }
+  }
+
+  #send(type: string, stored: KubeObject, registry: Registry): void {
+    const served = registry.present(this.def, stored);
+    let object: KubeObject = served;
+    const table = this.#request.table;
+    if (table !== undefined) {
+      object = toTable([served], {
+        group: this.def.group,
+        resource: this.def.resource,
+        apiVersion: table.apiVersion,
+        includeObject: table.includeObject,
+        resourceVersion: served.metadata.resourceVersion ?? "",
+        noHeaders: this.#sentHeaders,
+        now: registry.now(),
+      });
+      this.#sentHeaders = true;
+    }
+    this.#write(JSON.stringify({ type, object }));
+  }
+
+  #sendBookmark(rv: number, annotations?: Record<string, string>): void {
+    const metadata: Record<string, unknown> = { resourceVersion: String(rv) };
+    if (annotations !== undefined) metadata.annotations = annotations;
+    const object = { kind: this.def.kind, apiVersion: groupVersion(this.def), metadata };
+    this.#write(JSON.stringify({ type: "BOOKMARK", object }));
+  }
+
+  #write(line: string): void {
+    if (this.#closed) return;
+    if (this.#hub.stalled) {
+      this.#queue.push(line);
+      return;
+    }
+    this.#controller.enqueue(encoder.encode(line + "\n"));
+  }
+
+  /** Sends what queued up during a stall. */
+  unstall(): void {
+    if (this.#closed) return;
+    for (const line of this.#queue.splice(0)) {
+      this.#controller.enqueue(encoder.encode(line + "\n"));
+    }
+    if (this.#closeWhenUnstalled) this.close();
+  }
+
+  /** Sends a bookmark now, if this watch allows them. */
+  bookmark(rv: number): void {
+    if (this.#request.allowBookmarks && !this.#hub.stalled) this.#sendBookmark(rv);
+  }
+
+  /** Ends the stream normally. */
+  close(): void {
+    if (this.#closed) return;
+    this.#cleanup();
+    try {
+      this.#controller.close();
+    } catch {
+      // the client already went away
+    }
+  }
+
+  /** Ends the stream abruptly: the response body errors, the connection is cut. */
+  drop(): void {
+    if (this.#closed) return;
+    this.#cleanup();
+    try {
+      this.#controller.error(new Error("watch dropped by the simulator"));
+    } catch {
+      // the client already went away
+    }
+  }
+
+  #cleanup(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#queue = [];
+    this.#unsubscribe?.();
+    for (const t of this.#timers) clearTimeout(t);
+    if (this.#bookmarkTimer !== undefined) clearInterval(this.#bookmarkTimer);
+    this.#hub.forget(this);
+  }
+}
+
+/** All open watches of one server. */
+export class WatchHub {
+  /** Hub options (bookmark interval, default timeout). */
+  readonly options: WatchHubOptions;
+  #open = new Set<ActiveWatch>();
+  #stalled = false;
+
+  /** Creates an empty hub. */
+  constructor(options: WatchHubOptions = {}) {
+    this.options = options;
+  }
+
+  /** Whether watches are stalled. */
+  get stalled(): boolean {
+    return this.#stalled;
+  }
+
+  /** Number of open watch streams. */
+  get openCount(): number {
+    return this.#open.size;
+  }
+
+  /** Opens a watch; the returned stream is the response body. */
+  open(registry: Registry, request: WatchRequest): ReadableStream<Uint8Array> {
+    const w = new ActiveWatch(this, request);
+    this.#open.add(w);
+    w.start(registry);
+    return w.body;
+  }
+
+  /** Called by a watch when it ends. */
+  forget(w: ActiveWatch): void {
+    this.#open.delete(w);
+  }
+
+  /** Ends every open watch normally (resource filter optional). */
+  closeAll(resource?: string): void {
+    for (const w of [...this.#open]) {
+      if (resource === undefined || w.def.resource === resource) w.close();
+    }
+  }
+
+  /** Cuts every open watch (resource filter optional). */
+  dropAll(resource?: string): void {
+    for (const w of [...this.#open]) {
+      if (resource === undefined || w.def.resource === resource) w.drop();
+    }
+  }
+
+  /** Stalls (true) or resumes (false) every open and future watch. */
+  stall(on: boolean): void {
+    this.#stalled = on;
+    if (!on) { for (const w of [...this.#open]) w.unstall(); }
+  }
+
+  /** Sends a BOOKMARK now on every watch that allows them. */
+  bookmarkAll(rv: number): void {
+    for (const w of [...this.#open]) w.bookmark(rv);
+  }
+}
