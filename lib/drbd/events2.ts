@@ -251,10 +251,6 @@ function byVolume(a: { volume: number }, b: { volume: number }): number {
   return a.volume - b.volume;
 }
 
-function sameJson(a: unknown, b: unknown): boolean {
-  return JSON.stringify(a) === JSON.stringify(b);
-}
-
 /**
  * DRBD state built from events2 lines. Lines are applied one at a time; a
  * line that cannot be parsed, refers to an object the state does not have, or
@@ -296,7 +292,7 @@ export class Events2State {
       const before = this.#snapshotOf(parsed);
       this.#applyObject(parsed);
       const after = this.#snapshotOf(parsed);
-      return { kind: "applied", changed: !sameJson(before, after), endOfDump: false };
+      return { kind: "applied", changed: before !== after, endOfDump: false };
     } catch (err) {
       if (err instanceof LineProblem) return lineError(raw, err.message);
       throw err;
@@ -326,8 +322,12 @@ export class Events2State {
     return resources.sort(byName);
   }
 
-  /** The part of the state a line can touch, to tell whether it changed anything. */
-  #snapshotOf(parsed: Extract<Events2Line, { kind: "object" }>): unknown {
+  /** The part of the state a line can touch, serialized, to tell whether it changed. */
+  #snapshotOf(parsed: Extract<Events2Line, { kind: "object" }>): string {
+    return JSON.stringify(this.#touchable(parsed));
+  }
+
+  #touchable(parsed: Extract<Events2Line, { kind: "object" }>): unknown {
     if (parsed.object === "path" || parsed.object === "helper") return null;
     const name = parsed.fields.get("name");
     const entry = name === undefined ? undefined : this.#resources.get(name);
