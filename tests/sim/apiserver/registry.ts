@@ -309,6 +309,7 @@ export class Registry {
     delete sm.deletionTimestamp;
     delete sm.deletionGracePeriodSeconds;
     def.prepareCreate?.(stored, this.#context(privileged));
+    dropEmptyMaps(sm);
     const storage = storageOf(def);
     if (this.store.get(storage, sm.namespace, sm.name!) !== undefined) {
       throw alreadyExists(def, sm.name!);
@@ -424,6 +425,7 @@ export class Registry {
       }
     }
     if (nm.finalizers !== undefined && nm.finalizers.length === 0) delete nm.finalizers;
+    dropEmptyMaps(nm);
     delete nm.resourceVersion;
     if (options.dryRun) return this.present(def, next);
     const storage = storageOf(def);
@@ -711,6 +713,15 @@ export class Registry {
       throw methodNotAllowed(def, verb);
     }
   }
+}
+
+/** Go's omitempty: empty labels, annotations and finalizers are not serialised. */
+function dropEmptyMaps(meta: Record<string, unknown>): void {
+  for (const key of ["labels", "annotations"]) {
+    const v = meta[key];
+    if (isRecord(v) && Object.keys(v).length === 0) delete meta[key];
+  }
+  if (Array.isArray(meta.finalizers) && meta.finalizers.length === 0) delete meta.finalizers;
 }
 
 function setOrDelete(meta: Record<string, unknown>, key: string, value: unknown): void {

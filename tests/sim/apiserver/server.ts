@@ -704,7 +704,6 @@ export class ApiServer {
       sendInitialEvents: params.get("sendInitialEvents") === "true",
       timeoutSeconds: timeout === null ? undefined : Number(timeout),
       table: this.#tableRequest(req, params),
-      signal: req.signal,
     });
     return new Response(body, { status: 200, headers: jsonHeaders });
   }

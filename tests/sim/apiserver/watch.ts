@@ -36,8 +36,6 @@ export interface WatchRequest {
   timeoutSeconds?: number;
   /** Table version asked for in Accept, if any. */
   table?: { apiVersion: string; includeObject: IncludeObject };
-  /** Aborted when the client goes away. */
-  signal: AbortSignal;
 }
 
 /** Options of the {@link WatchHub}. */
@@ -49,6 +47,14 @@ export interface WatchHubOptions {
 }
 
 const encoder = new TextEncoder();
+
+/**
+ * Deno prints the reason a response body failed with; this one prints as a
+ * single line instead of a stack trace.
+ */
+const dropReason = {
+  [Symbol.for("Deno.customInspect")]: () => "apiserver-sim: watch stream cut by dropWatches()",
+};
 
 /** One open watch stream. */
 class ActiveWatch {
@@ -119,7 +125,6 @@ class ActiveWatch {
       ? req.timeoutSeconds * 1000
       : (hubOptions.defaultTimeoutMs ?? (() => 1_800_000 * (1 + Math.random())))();
     this.#timers.push(setTimeout(() => this.#timeout(), timeoutMs));
-    req.signal.addEventListener("abort", () => this.#cleanup(), { once: true });
   }
 
   #timeout(): void {
@@ -214,7 +219,7 @@ class ActiveWatch {
     if (this.#closed) return;
     this.#cleanup();
     try {
-      this.#controller.error(new Error("watch dropped by the simulator"));
+      this.#controller.error(dropReason);
     } catch {
       // the client already went away
     }
