@@ -415,7 +415,7 @@ export class ApiServer {
         } satisfies FaultTarget,
       );
       if (fault !== undefined) {
-        const answer = await this.#applyFault(fault, req.signal);
+        const answer = await this.#applyFault(fault);
         if (answer !== undefined) {
           record.faulted = true;
           record.status = answer.status;
@@ -436,19 +436,22 @@ export class ApiServer {
     return errorResponse(internalError(message));
   }
 
-  async #applyFault(fault: FaultEffect, signal: AbortSignal): Promise<Response | undefined> {
+  /**
+   * Waits out latency and hangs. A hang ends only when the server closes:
+   * Deno's `request.signal` also fires on normal completion, so a client that
+   * gives up is not noticed and its handler waits for close().
+   */
+  async #applyFault(fault: FaultEffect): Promise<Response | undefined> {
     const closing = this.#closing.signal;
     const wait = (ms: number | undefined) =>
       new Promise<void>((resolve) => {
         let timer: ReturnType<typeof setTimeout> | undefined;
         const done = () => {
           if (timer !== undefined) clearTimeout(timer);
-          signal.removeEventListener("abort", done);
           closing.removeEventListener("abort", done);
           resolve();
         };
-        if (signal.aborted || closing.aborted) return resolve();
-        signal.addEventListener("abort", done, { once: true });
+        if (closing.aborted) return resolve();
         closing.addEventListener("abort", done, { once: true });
         if (ms !== undefined) timer = setTimeout(done, ms);
       });

@@ -99,7 +99,10 @@ export function failure(
     message: options.message,
     reason,
   };
-  if (options.details !== undefined) status.details = pruneDetails(options.details);
+  if (options.details !== undefined) {
+    const details = pruneDetails(options.details);
+    if (Object.keys(details).length > 0) status.details = details;
+  }
   status.code = code;
   return new ApiError(status);
 }
