@@ -490,3 +490,24 @@ Deno.test("HTTPS requests without the right token get 401", async () => {
     client.close();
   });
 });
+
+Deno.test("close() finishes while an informer keeps reconnecting", async () => {
+  const server = await ApiServer.start(tls);
+  const kc = new k8s.KubeConfig();
+  kc.loadFromFile(server.kubeconfigPath);
+  const core = kc.makeApiClient(k8s.CoreV1Api);
+  const errors: unknown[] = [];
+  const informer = new k8s.ListWatch<k8s.V1Node>(
+    "/api/v1/nodes",
+    new k8s.Watch(kc),
+    () => core.listNode(),
+    false,
+  );
+  informer.on("error", (e) => errors.push(e));
+  await informer.start();
+  await waitFor(() => server.openWatchCount() === 1, { what: "the informer's watch" });
+  await server.close();
+  assert.equal(server.openWatchCount(), 0);
+  await waitFor(() => errors.length > 0, { what: "the informer to report the lost server" });
+  await informer.stop();
+});

@@ -5,9 +5,27 @@
  * import { ApiServer } from "./tests/sim/apiserver/mod.ts";
  * const server = await ApiServer.start({ tls: true });
  * server.create({ apiVersion: "v1", kind: "Node", metadata: { name: "node-a" } });
- * // client-node: kc.loadFromFile(server.kubeconfigPath)
+ * // client-node: kc.loadFromFile(server.kubeconfigPath); kubectl --kubeconfig <same path>
  * await server.close();
  * ```
+ *
+ * How it is built (each file one concern, so a later simulator can add
+ * controllers and kubelets on top):
+ *
+ * - `store.ts`     objects, the global resourceVersion, change history, listeners
+ * - `resources.ts` one `ResourceDef` per served kind: URL place, discovery entry,
+ *                  field selectors, merge keys, defaults, validation, grace periods
+ * - `registry.ts`  get/list/create/update/patch/delete/evict with the real server's
+ *                  rules; in-process actors call `server.api` directly
+ * - `watch.ts`     watch streams, replay from a resourceVersion, 410, bookmarks,
+ *                  drop/stall/end hooks
+ * - `server.ts`    Deno.serve, routing, auth, faults, request log, tables, test hooks
+ * - `discovery.ts`, `tables.ts`, `patch.ts`, `selectors.ts`, `status.ts`, `tls.ts`
+ *
+ * A simulated controller subscribes to `server.store.subscribe(...)` and writes
+ * through `server.api` (for example `server.api.delete(server.api.resolve("pods"),
+ * ns, name, { gracePeriodSeconds: 0, preconditions: { uid } })` as a kubelet does).
+ * New kinds are added with `server.api.register(def)`.
  *
  * @module
  */

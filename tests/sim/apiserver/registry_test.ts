@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { ApiError, Registry, Store } from "./mod.ts";
+import { ApiError, ApiServer, Registry, Store } from "./mod.ts";
 import type { Change, KubeObject } from "./mod.ts";
 
 function setup(): { api: Registry; changes: Change[] } {
@@ -276,4 +276,26 @@ Deno.test("patch rejects unknown media types with 415", () => {
   );
   assert.equal(status.code, 415);
   assert.equal(status.reason, "UnsupportedMediaType");
+});
+
+Deno.test("server.delete follows the API's rules without HTTP", async () => {
+  const server = await ApiServer.start({});
+  try {
+    const pod = server.create({
+      ...podBody("web-0"),
+      metadata: { name: "web-0", namespace: "default" },
+    });
+    const graceful = server.delete("pods", "default", "web-0");
+    assert.equal(graceful.removed, false);
+    assert.ok(server.get("pods", "default", "web-0")?.metadata.deletionTimestamp);
+    const confirmed = server.delete("pods", "default", "web-0", {
+      gracePeriodSeconds: 0,
+      preconditions: { uid: pod.metadata.uid },
+    });
+    assert.equal(confirmed.removed, true);
+    assert.equal(server.get("pods", "default", "web-0"), undefined);
+    assert.equal(server.requests.length, 0);
+  } finally {
+    await server.close();
+  }
 });

@@ -16,7 +16,7 @@
 import type { Json } from "./patch.ts";
 import type { KubeObject } from "./objects.ts";
 import { isRecord } from "./objects.ts";
-import type { DeleteOptions } from "./registry.ts";
+import type { DeleteOptions, DeleteResult } from "./registry.ts";
 import { Registry } from "./registry.ts";
 import type { ResourceDef } from "./resources.ts";
 import { groupVersion, storageOf } from "./resources.ts";
@@ -310,6 +310,19 @@ export class ApiServer {
     return last === undefined ? undefined : this.api.present(def, last);
   }
 
+  /**
+   * Deletes with the API's rules (grace periods, finalizers, preconditions),
+   * as a client would, but without HTTP; `remove` deletes unconditionally.
+   */
+  delete(
+    resource: string,
+    namespace: string | undefined,
+    name: string,
+    options: DeleteOptions = {},
+  ): DeleteResult {
+    return this.api.delete(this.api.resolve(resource), namespace, name, options);
+  }
+
   /** The non-GET requests (writes), oldest first. */
   writes(): RequestRecord[] {
     return this.requests.filter((r) => r.method !== "GET");
@@ -357,6 +370,7 @@ export class ApiServer {
     this.#closing.abort();
     this.#hub.closeAll();
     await this.#http.shutdown();
+    this.#hub.closeAll();
     if (this.#ownDir) await Deno.remove(this.#dir, { recursive: true }).catch(() => {});
   }
 
@@ -379,6 +393,12 @@ export class ApiServer {
     const accept = req.headers.get("accept");
     if (accept !== null) record.accept = accept;
     this.requests.push(record);
+    if (this.#closed) {
+      // a client reconnecting during close() must not open a new watch
+      const refused = errorResponse(forCode(503, { message: "the simulator is shutting down" }));
+      record.status = refused.status;
+      return refused;
+    }
     let response: Response;
     try {
       const text = req.method === "GET" || req.method === "HEAD" ? "" : await req.text();
