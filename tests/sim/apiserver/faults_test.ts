@@ -93,7 +93,7 @@ Deno.test("a fault with a rate hits only part of the requests, the same way ever
 
 Deno.test("latency delays only the matching request", async () => {
   await withServer(async (server, f) => {
-    server.faults.add({ verb: "get", resource: "namespaces", latencyMs: 400 });
+    server.faults.add({ verb: "get", resource: "namespaces", latencyMs: 600 });
     let slowDone = false;
     const slow = f("/api/v1/namespaces/default").then(async (r) => {
       slowDone = true;

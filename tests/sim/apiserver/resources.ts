@@ -186,6 +186,15 @@ const podSpecImmutable =
 
 function validatePod(pod: KubeObject, old: KubeObject | undefined): FieldError[] {
   const errors: FieldError[] = [];
+  if (old !== undefined) {
+    // updates: only the binding is checked, so pods seeded without containers stay patchable
+    const oldNode = pathString(old, "spec.nodeName");
+    const newNode = pathString(pod, "spec.nodeName");
+    if (oldNode !== "" && oldNode !== newNode) {
+      errors.push(forbiddenField("spec", podSpecImmutable));
+    }
+    return errors;
+  }
   const containers = pathList(pod, "spec.containers");
   if (containers.length === 0) errors.push(required("spec.containers"));
   containers.forEach((c, i) => {
@@ -196,13 +205,6 @@ function validatePod(pod: KubeObject, old: KubeObject | undefined): FieldError[]
       errors.push(required(`spec.containers[${i}].image`));
     }
   });
-  if (old !== undefined) {
-    const oldNode = pathString(old, "spec.nodeName");
-    const newNode = pathString(pod, "spec.nodeName");
-    if (oldNode !== "" && oldNode !== newNode) {
-      errors.push(forbiddenField("spec", podSpecImmutable));
-    }
-  }
   return errors;
 }
 
