@@ -151,6 +151,9 @@ async function readEvents2Now(options: ReadOptions): Promise<Reading> {
   try {
     stdout = await runDrbdsetupChecked([...EVENTS2_NOW_ARGS], options);
   } catch (err) {
+    if (err instanceof DrbdsetupError && err.failure === "aborted") {
+      return { kind: "error", message: err.message };
+    }
     options.onError?.("events2");
     if (err instanceof DrbdsetupError && err.notLoaded) return { kind: "not-loaded" };
     return { kind: "error", message: errorMessage(err) };
@@ -174,7 +177,7 @@ async function readShow(
   try {
     return parseShowJson(await runDrbdsetupChecked([...SHOW_ARGS], options));
   } catch (err) {
-    options.onError?.("show");
+    if (!(err instanceof DrbdsetupError && err.failure === "aborted")) options.onError?.("show");
     return err instanceof Error ? err : new Error(String(err));
   }
 }
@@ -456,7 +459,7 @@ export class DrbdSampler {
     }
     if (this.#live !== undefined) {
       changed = await this.#checkStream(reading.resources, activityBefore, startedAt) || changed;
-    } else {
+    } else if (this.#stored === undefined || startedAt >= this.#storedAt) {
       const before = this.sample();
       this.#stored = reading.resources;
       this.#storedAt = startedAt;
@@ -465,6 +468,7 @@ export class DrbdSampler {
       changed = changed || wasTroubled || !sameState(before.resources, this.sample().resources);
       this.#wakeSupervisor?.();
     }
+    // Otherwise a stream was live after this reading began: its last state is newer.
     if (changed) this.#notify();
   }
 

@@ -1,0 +1,368 @@
+import assert from "node:assert/strict";
+import type { DrbdResource, DrbdSample } from "../../lib/drbd/model.ts";
+import {
+  type DrbdLogLevel,
+  DrbdSampler,
+  type DrbdSamplerOptions,
+  NOT_LOADED_MESSAGE,
+  sampleOnce,
+} from "../../lib/drbd/sampler.ts";
+import { FakeDrbd } from "../sim/drbd/fake_drbd.ts";
+import { device, nodeB, nodeC, peerDevice, r0 } from "./samples.ts";
+
+const FREEZE = {
+  quorum: "majority" as const,
+  onNoQuorum: "suspend-io",
+  onNoDataAccessible: "suspend-io",
+  onSuspendedPrimaryOutdated: "force-secondary",
+};
+
+/** r0 with the freeze profile, as the sampler reports it. */
+function configured(overrides: Partial<DrbdResource> = {}): DrbdResource {
+  return r0({ config: { ...FREEZE }, ...overrides });
+}
+
+/** node-b lost, seen from the Primary. */
+function peerLost(): DrbdResource {
+  return configured({
+    promotionScore: 10101,
+    connections: [
+      nodeB({
+        connectionState: "Connecting",
+        peerRole: "Unknown",
+        peerDevices: [peerDevice({ replicationState: "Off", peerDiskState: "DUnknown" })],
+      }),
+      nodeC(),
+    ],
+  });
+}
+
+async function waitFor(
+  what: string,
+  condition: () => boolean | Promise<boolean>,
+  timeoutMs = 10_000,
+): Promise<void> {
+  const deadline = performance.now() + timeoutMs;
+  while (!(await condition())) {
+    if (performance.now() > deadline) assert.fail(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+}
+
+interface Harness {
+  fake: FakeDrbd;
+  sampler: DrbdSampler;
+  logs: { level: DrbdLogLevel; message: string }[];
+  changes: () => number;
+  clock: { now: number };
+}
+
+async function withSampler(
+  options: Partial<DrbdSamplerOptions> & { dialect?: "current" | "9.22" },
+  setup: (fake: FakeDrbd) => Promise<void>,
+  test: (h: Harness) => Promise<void>,
+): Promise<void> {
+  const fake = await FakeDrbd.create({ dialect: options.dialect });
+  const logs: Harness["logs"] = [];
+  let changes = 0;
+  const clock = { now: 1_000_000 };
+  const sampler = new DrbdSampler({
+    statusIntervalMs: 60_000,
+    timeoutMs: 10_000,
+    restartDelayMinMs: 50,
+    restartDelayMaxMs: 200,
+    stallSettleMs: 50,
+    ...options,
+    env: options.env ?? fake.env,
+    now: () => clock.now,
+    log: (level, message) => logs.push({ level, message }),
+    onChange: () => changes++,
+  });
+  try {
+    await setup(fake);
+    sampler.start();
+    await test({ fake, sampler, logs, changes: () => changes, clock });
+  } finally {
+    await sampler.stop();
+    const left = await fake.streamPids();
+    await fake.cleanup();
+    assert.deepEqual(left, [], "events2 processes left running after stop()");
+  }
+}
+
+const showFreeze = { showOptions: { options: { "auto-promote": false } } };
+
+function okWith(sample: DrbdSample, resources: DrbdResource[]): boolean {
+  return sample.availability === "ok" &&
+    JSON.stringify(sample.resources) === JSON.stringify(resources);
+}
+
+Deno.test("the sampler reads the state, merges the options and follows live changes", async () => {
+  await withSampler(
+    {},
+    (fake) => fake.setResources([configured()], showFreeze),
+    async ({ fake, sampler, changes, clock }) => {
+      await waitFor("the first state", () => okWith(sampler.sample(), [configured()]));
+      await waitFor("the live stream", async () => (await fake.streamPids()).length === 1);
+      const before = changes();
+      // The resync interval is a minute: only the stream can deliver this.
+      await fake.setResources([peerLost()], showFreeze);
+      await waitFor("the change via events2", () => okWith(sampler.sample(), [peerLost()]));
+      assert.ok(changes() > before, "onChange was not called");
+      clock.now += 5_000;
+      assert.equal(sampler.sample().confirmedAt, clock.now, "a live stream confirms the state now");
+      assert.deepEqual(
+        (await fake.calls()).map((argv) => argv.join(" ")).sort(),
+        ["events2", "events2 --now", "show --show-defaults --json"],
+      );
+    },
+  );
+});
+
+Deno.test("a dying stream is restarted; while it cannot run the sample goes stale", async () => {
+  await withSampler(
+    { stableAfterMs: 300 },
+    (fake) => fake.setResources([configured()], showFreeze),
+    async ({ fake, sampler, logs, clock }) => {
+      await waitFor("the live stream", async () => (await fake.streamPids()).length === 1);
+      const [firstPid] = await fake.streamPids();
+      await fake.setFailure("events2", { code: 1, stderr: "events2: netlink trouble" });
+      clock.now += 1_000;
+      const diedAt = clock.now;
+      await fake.killStreams();
+      await waitFor(
+        "three failed restarts",
+        () => logs.filter((l) => l.message.includes("restarting it in")).length >= 4,
+      );
+      const delays = logs.filter((l) => l.message.includes("restarting it in"))
+        .map((l) => Number(/restarting it in (\d+) ms/.exec(l.message)![1]));
+      assert.deepEqual(delays.slice(0, 4), [50, 100, 200, 200]);
+      assert.match(
+        logs.find((l) => l.message.includes("exited with code 1"))!.message,
+        /^drbdsetup events2 exited with code 1: events2: netlink trouble; restarting it in \d+ ms$/,
+      );
+      clock.now += 1_000;
+      const stale = sampler.sample();
+      assert.equal(
+        stale.confirmedAt,
+        diedAt,
+        "the state must not look fresh while the stream is down",
+      );
+      await sampler.resync();
+      const failed = sampler.sample();
+      assert.equal(failed.availability, "error");
+      assert.equal(
+        failed.message,
+        "drbdsetup events2 --now failed with exit code 1: events2: netlink trouble",
+      );
+      assert.deepEqual(failed.resources, []);
+
+      await fake.setFailure("events2", undefined);
+      await waitFor("a new stream", async () => {
+        const pids = await fake.streamPids();
+        return pids.length === 1 && pids[0] !== firstPid;
+      });
+      await waitFor("ok again", () => okWith(sampler.sample(), [configured()]));
+      assert.equal(sampler.sample().confirmedAt, clock.now);
+
+      // After running well for stableAfterMs, the delay starts small again.
+      await new Promise((resolve) => setTimeout(resolve, 400));
+      const count = logs.length;
+      await fake.killStreams();
+      await waitFor(
+        "the restart message",
+        () => logs.slice(count).some((l) => l.message.includes("restarting it in")),
+      );
+      assert.match(
+        logs.slice(count).find((l) => l.message.includes("restarting it in"))!.message,
+        /^drbdsetup events2 was killed by SIGKILL; restarting it in 50 ms$/,
+      );
+    },
+  );
+});
+
+Deno.test("a stalled stream is noticed by the resync, which heals it", async () => {
+  await withSampler(
+    { statusIntervalMs: 150 },
+    (fake) => fake.setResources([configured()], showFreeze),
+    async ({ fake, sampler, logs }) => {
+      await waitFor("the live stream", async () => (await fake.streamPids()).length === 1);
+      await waitFor("the first state", () => okWith(sampler.sample(), [configured()]));
+      const [stalledPid] = await fake.streamPids();
+      // The state changes, but the running events2 never says so.
+      await fake.setResources([peerLost()], { ...showFreeze, silent: true });
+      await waitFor("the resync to adopt the change", () => okWith(sampler.sample(), [peerLost()]));
+      const warning = logs.find((l) => l.message.includes("missed changes"));
+      assert.equal(
+        warning?.message,
+        "drbdsetup events2 missed changes of r0; adopting the resync state and restarting the stream",
+      );
+      assert.equal(warning?.level, "warning");
+      await waitFor("a fresh stream", async () => {
+        const pids = await fake.streamPids();
+        return pids.length === 1 && pids[0] !== stalledPid;
+      });
+      // The new stream follows changes again.
+      await fake.setResources([configured()], showFreeze);
+      await waitFor(
+        "the change via the new stream",
+        () => okWith(sampler.sample(), [configured()]),
+      );
+    },
+  );
+});
+
+Deno.test("resync() on demand adopts what the stream missed", async () => {
+  await withSampler(
+    {},
+    (fake) => fake.setResources([configured()], showFreeze),
+    async ({ fake, sampler }) => {
+      await waitFor("the live stream", async () => (await fake.streamPids()).length === 1);
+      await waitFor("the first state", () => okWith(sampler.sample(), [configured()]));
+      await fake.setResources([peerLost()], { ...showFreeze, silent: true });
+      await sampler.resync();
+      assert.ok(okWith(sampler.sample(), [peerLost()]), JSON.stringify(sampler.sample()));
+    },
+  );
+});
+
+Deno.test("without the DRBD module: not-loaded, checked again at every resync", async () => {
+  await withSampler(
+    { statusIntervalMs: 100 },
+    (fake) => fake.setModuleMissing(true),
+    async ({ fake, sampler, logs, clock }) => {
+      await waitFor("not-loaded", () => sampler.sample().availability === "not-loaded");
+      const sample = sampler.sample();
+      assert.equal(sample.message, NOT_LOADED_MESSAGE);
+      assert.equal(sample.message, "DRBD not loaded: nothing to watch");
+      assert.deepEqual(sample.resources, []);
+      const checks = () =>
+        fake.calls().then((c) => c.filter((a) => a.join(" ") === "events2 --now").length);
+      const before = await checks();
+      await waitFor("two more checks", async () => await checks() >= before + 2);
+      assert.deepEqual(await fake.streamPids(), []);
+      assert.equal(logs.filter((l) => l.message.startsWith(NOT_LOADED_MESSAGE)).length, 1);
+
+      clock.now += 1_000;
+      await fake.setResources([configured()], showFreeze);
+      await fake.setModuleMissing(false);
+      await waitFor("DRBD watched again", () => okWith(sampler.sample(), [configured()]));
+      await waitFor("the live stream", async () => (await fake.streamPids()).length === 1);
+    },
+  );
+});
+
+Deno.test("a missing drbdsetup binary is an error sample, not a crash", async () => {
+  const empty = await Deno.makeTempDir();
+  try {
+    await withSampler(
+      { env: { PATH: empty }, statusIntervalMs: 100 },
+      () => Promise.resolve(),
+      async ({ sampler }) => {
+        await waitFor("the error", () => sampler.sample().availability === "error");
+        await waitFor(
+          "the reason",
+          () => /no drbdsetup program on PATH/.test(sampler.sample().message ?? ""),
+        );
+        assert.deepEqual(sampler.sample().resources, []);
+      },
+    );
+  } finally {
+    await Deno.remove(empty);
+  }
+});
+
+Deno.test("an unreadable stream line is logged and the resync keeps the state right", async () => {
+  await withSampler(
+    { stallSettleMs: 20 },
+    (fake) => fake.setResources([configured()], showFreeze),
+    async ({ fake, sampler, logs }) => {
+      await waitFor("the live stream", async () => (await fake.streamPids()).length === 1);
+      await waitFor("the first state", () => okWith(sampler.sample(), [configured()]));
+      await fake.setResources([peerLost()], { ...showFreeze, silent: true });
+      await fake.appendStreamLines([
+        "change connection name:r0 peer-node-id:1 conn-name:node-b connection",
+      ]);
+      await waitFor("the warning", () => logs.some((l) => l.message.includes("unreadable line")));
+      // The bad line makes the sampler compare at once, long before the next interval.
+      await waitFor("the resync", () => okWith(sampler.sample(), [peerLost()]));
+    },
+  );
+});
+
+Deno.test("stop() right after start() leaves nothing running", async () => {
+  await withSampler(
+    {},
+    (fake) => fake.setResources([configured()], showFreeze),
+    async () => {},
+  );
+});
+
+Deno.test("sampleOnce reads events2 --now and show --show-defaults --json", async () => {
+  const fake = await FakeDrbd.create();
+  try {
+    await fake.setResources([configured()], showFreeze);
+    const sample = await sampleOnce({ timeoutMs: 10_000, env: fake.env, now: () => 42 });
+    assert.deepEqual(sample, {
+      availability: "ok",
+      message: undefined,
+      resources: [configured()],
+      confirmedAt: 42,
+    });
+    assert.deepEqual((await fake.calls()).map((a) => a.join(" ")).sort(), [
+      "events2 --now",
+      "show --show-defaults --json",
+    ]);
+  } finally {
+    await fake.cleanup();
+  }
+});
+
+Deno.test("sampleOnce against 9.22: no open:, options only with --show-defaults", async () => {
+  const fake = await FakeDrbd.create({ dialect: "9.22" });
+  try {
+    await fake.setResources([configured()], showFreeze);
+    const sample = await sampleOnce({ timeoutMs: 10_000, env: fake.env });
+    assert.equal(sample.availability, "ok");
+    assert.deepEqual(sample.resources, [configured({ devices: [device({ open: undefined })] })]);
+  } finally {
+    await fake.cleanup();
+  }
+});
+
+Deno.test("sampleOnce reports not-loaded and errors as samples", async () => {
+  const fake = await FakeDrbd.create();
+  try {
+    await fake.setModuleMissing(true);
+    assert.deepEqual(await sampleOnce({ timeoutMs: 10_000, env: fake.env, now: () => 7 }), {
+      availability: "not-loaded",
+      message: NOT_LOADED_MESSAGE,
+      resources: [],
+      confirmedAt: 7,
+    });
+    await fake.setModuleMissing(false);
+    await fake.setResources([configured()], showFreeze);
+    await fake.setFailure("show", {
+      code: 20,
+      stderr: "received netlink error reply: Invalid argument",
+    });
+    const noShow = await sampleOnce({ timeoutMs: 10_000, env: fake.env });
+    assert.equal(noShow.availability, "ok");
+    assert.equal(noShow.resources[0].config, undefined);
+    assert.equal(
+      noShow.message,
+      "resource options unknown: drbdsetup show --show-defaults --json failed with exit code 20: " +
+        "received netlink error reply: Invalid argument",
+    );
+    await fake.setFailure("events2", { code: 10, stderr: "all: Failure: (170) Bad thing" });
+    const failed = await sampleOnce({ timeoutMs: 10_000, env: fake.env });
+    assert.deepEqual(failed, {
+      availability: "error",
+      message: "drbdsetup events2 --now failed with exit code 10: all: Failure: (170) Bad thing",
+      resources: [],
+      confirmedAt: 0,
+    });
+  } finally {
+    await fake.cleanup();
+  }
+});
