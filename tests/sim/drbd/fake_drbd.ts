@@ -10,7 +10,7 @@
  *
  * Things the model does not carry are filled in the way the reference's
  * example cluster does: local node id = the smallest id no peer uses,
- * addresses 10.0.0.(node id + 1):7000, backing disk /dev/vg0/NAME, option
+ * addresses 10.0.0.(node id + 1):7000, backing disk /dev/vg0/NAME[b, c, ...], option
  * values at their kernel defaults (except the four the model has).
  *
  * Keep this honest to the formats: it is grown into a full simulator later,
@@ -110,8 +110,10 @@ function address(nodeId: number): string {
   return `10.0.0.${nodeId + 1}`;
 }
 
+/** `/dev/vg0/r1` for volume 0, then `/dev/vg0/r1b`, `/dev/vg0/r1c`, ... (as in §4.4). */
 function backingDisk(resource: DrbdResource, volume: number): string {
-  return volume === 0 ? `/dev/vg0/${resource.name}` : `/dev/vg0/${resource.name}-${volume}`;
+  const suffix = volume === 0 ? "" : volume < 26 ? String.fromCharCode(97 + volume) : `-${volume}`;
+  return `/dev/vg0/${resource.name}${suffix}`;
 }
 
 /** An events2 object line split into identity and change groups. */
