@@ -23,8 +23,8 @@
  * - `discovery.ts`, `tables.ts`, `patch.ts`, `selectors.ts`, `status.ts`, `tls.ts`
  *
  * A simulated controller subscribes to `server.store.subscribe(...)` and writes
- * through `server.api` (for example `server.api.delete(server.api.resolve("pods"),
- * ns, name, { gracePeriodSeconds: 0, preconditions: { uid } })` as a kubelet does).
+ * through `server.api` (for example `server.api.delete({ def: server.api.resolve("pods"),
+ * namespace, name }, { gracePeriodSeconds: 0, preconditions: { uid } })` as a kubelet does).
  * New kinds are added with `server.api.register(def)`.
  *
  * @module
@@ -37,9 +37,9 @@ export { Faults } from "./faults.ts";
 export type { KubeObject, ObjectMeta } from "./objects.ts";
 export { microTime, rfc3339 } from "./objects.ts";
 export { Registry } from "./registry.ts";
-export type { DeleteOptions, DeleteResult, Selection, WriteOptions } from "./registry.ts";
+export type { DeleteOptions, DeleteResult, Selection, Target, WriteOptions } from "./registry.ts";
 export type { HookContext, ResourceDef, SubresourceDef } from "./resources.ts";
 export { ApiError } from "./status.ts";
 export type { Status, StatusCause, StatusDetails } from "./status.ts";
 export { Store } from "./store.ts";
-export type { Change, ChangeType } from "./store.ts";
+export type { Change, ChangeType, ObjectRef } from "./store.ts";

@@ -63,8 +63,20 @@ export interface DeleteOptions {
   dryRun?: string[];
 }
 
+/** One object of a served kind. */
+export interface Target {
+  /** The kind. */
+  def: ResourceDef;
+  /** Namespace (ignored for cluster-scoped kinds). */
+  namespace?: string;
+  /** Name. */
+  name: string;
+}
+
 /** Selectors of a list or watch, already parsed and checked against the kind. */
 export interface Selection {
+  /** The kind selected from. */
+  def: ResourceDef;
   /** Namespace to restrict to; undefined for cluster-scoped kinds or all namespaces. */
   namespace?: string;
   /** Parsed label selector. */
@@ -175,14 +187,19 @@ export class Registry {
   // ------------------------------------------------------------- reading
 
   /** One object as served; 404 when missing. */
-  get(def: ResourceDef, namespace: string | undefined, name: string): KubeObject {
-    return this.present(def, this.#getStored(def, namespace, name));
+  get(target: Target): KubeObject {
+    return this.present(target.def, this.#getStored(target));
   }
 
-  #getStored(def: ResourceDef, namespace: string | undefined, name: string): KubeObject {
-    const obj = this.store.get(storageOf(def), def.namespaced ? namespace : undefined, name);
+  #getStored(target: Target): KubeObject {
+    const { def, name } = target;
+    const obj = this.store.get(storageOf(def), { namespace: this.#ns(target), name });
     if (obj === undefined) throw notFound(def, name);
     return obj;
+  }
+
+  #ns(target: { def: ResourceDef; namespace?: string }): string | undefined {
+    return target.def.namespaced ? target.namespace : undefined;
   }
 
   /** Parses and checks `labelSelector` / `fieldSelector` for `def`; 400 when unsupported. */
@@ -220,11 +237,12 @@ export class Registry {
       }
       fields.push({ field: "metadata.name", op: "=", value: options.name });
     }
-    return { namespace: def.namespaced ? options.namespace : undefined, labels, fields };
+    return { def, namespace: def.namespaced ? options.namespace : undefined, labels, fields };
   }
 
-  /** Whether a stored object of `def` is selected. */
-  matches(def: ResourceDef, selection: Selection, stored: KubeObject): boolean {
+  /** Whether a stored object of the selection's kind is selected. */
+  matches(selection: Selection, stored: KubeObject): boolean {
+    const def = selection.def;
     if (
       selection.namespace !== undefined &&
       (stored.metadata.namespace ?? "") !== selection.namespace
@@ -238,16 +256,17 @@ export class Registry {
     return matchesFields(selection.fields, values);
   }
 
-  /** Stored objects of `def` that match, and the resourceVersion of this snapshot. */
-  listStored(def: ResourceDef, selection: Selection): { items: KubeObject[]; rv: number } {
-    const items = this.store.list(storageOf(def), selection.namespace)
-      .filter((o) => this.matches(def, selection, o));
+  /** Stored objects that match, and the resourceVersion of this snapshot. */
+  listStored(selection: Selection): { items: KubeObject[]; rv: number } {
+    const items = this.store.list(storageOf(selection.def), selection.namespace)
+      .filter((o) => this.matches(selection, o));
     return { items, rv: this.store.resourceVersion };
   }
 
   /** A `<Kind>List` as served (items without kind/apiVersion, like the real server). */
-  list(def: ResourceDef, selection: Selection): KubeObject {
-    const { items, rv } = this.listStored(def, selection);
+  list(selection: Selection): KubeObject {
+    const def = selection.def;
+    const { items, rv } = this.listStored(selection);
     return {
       kind: `${def.kind}List`,
       apiVersion: groupVersion(def),
@@ -261,13 +280,13 @@ export class Registry {
 
   // ------------------------------------------------------------- create
 
-  /** Creates an object; answers the stored object (201 on the wire). */
+  /** Creates an object in `place`; answers the stored object (201 on the wire). */
   create(
-    def: ResourceDef,
-    namespace: string | undefined,
+    place: { def: ResourceDef; namespace?: string },
     body: unknown,
     options: WriteOptions = {},
   ): KubeObject {
+    const { def, namespace } = place;
     const privileged = options.privileged ?? false;
     const view = this.#decode(def, body);
     const meta = view.metadata;
@@ -311,7 +330,7 @@ export class Registry {
     def.prepareCreate?.(stored, this.#context(privileged));
     dropEmptyMaps(sm);
     const storage = storageOf(def);
-    if (this.store.get(storage, sm.namespace, sm.name!) !== undefined) {
+    if (this.store.get(storage, { namespace: sm.namespace, name: sm.name! }) !== undefined) {
       throw alreadyExists(def, sm.name!);
     }
     if (options.dryRun) return this.present(def, stored);
@@ -319,10 +338,11 @@ export class Registry {
   }
 
   #requireNamespace(ns: string, privileged: boolean): void {
-    if (this.store.get("namespaces", undefined, ns) !== undefined) return;
+    if (this.store.get("namespaces", { name: ns }) !== undefined) return;
     if (!privileged) throw notFound({ group: "", resource: "namespaces" }, ns);
-    const nsDef = this.resolve("namespaces");
-    this.create(nsDef, undefined, { metadata: { name: ns } }, { privileged: true });
+    this.create({ def: this.resolve("namespaces") }, { metadata: { name: ns } }, {
+      privileged: true,
+    });
   }
 
   #decode(def: ResourceDef, body: unknown): KubeObject {
@@ -344,13 +364,8 @@ export class Registry {
   // ------------------------------------------------------------- update
 
   /** Replaces an object (PUT); 409 on a stale resourceVersion, 404 when missing. */
-  update(
-    def: ResourceDef,
-    namespace: string | undefined,
-    name: string,
-    body: unknown,
-    options: WriteOptions = {},
-  ): KubeObject {
+  update(target: Target, body: unknown, options: WriteOptions = {}): KubeObject {
+    const { def, namespace, name } = target;
     const view = this.#decode(def, body);
     const meta = view.metadata;
     if (meta.name !== undefined && meta.name !== name) {
@@ -369,12 +384,12 @@ export class Registry {
     } else {
       delete meta.namespace;
     }
-    const old = this.#getStored(def, namespace, name);
+    const old = this.#getStored(target);
     if (
       meta.resourceVersion !== undefined && meta.resourceVersion !== "" &&
       meta.resourceVersion !== old.metadata.resourceVersion
     ) {
-      throw conflict(def, name, optimisticLockMessage);
+      throw conflict(def, { name, why: optimisticLockMessage });
     }
     return this.#write(def, old, view, options);
   }
@@ -432,7 +447,8 @@ export class Registry {
     if (nm.deletionTimestamp !== undefined && (nm.finalizers ?? []).length === 0) {
       // the update that empties the finalizers of a deleting object removes it
       if (def.deleteGrace === undefined || (nm.deletionGracePeriodSeconds ?? 0) === 0) {
-        const last = this.store.remove(storage, om.namespace, om.name!, next)!;
+        const ref = { namespace: om.namespace, name: om.name! };
+        const last = this.store.remove(storage, ref, { finalState: next })!;
         return this.present(def, last);
       }
     }
@@ -443,12 +459,11 @@ export class Registry {
 
   /** Applies a patch of the given media type (json, merge, strategic, apply). */
   patch(
-    def: ResourceDef,
-    namespace: string | undefined,
-    name: string,
+    target: Target,
     request: { contentType: string; patch: Json },
     options: WriteOptions = {},
   ): KubeObject {
+    const { def, name } = target;
     const type = request.contentType.split(";")[0].trim().toLowerCase();
     const accepted: string[] = [
       patchTypes.json,
@@ -458,11 +473,11 @@ export class Registry {
     ];
     if (!accepted.includes(type)) throw unsupportedMediaType(type, accepted);
     const storage = storageOf(def);
-    const existing = this.store.get(storage, def.namespaced ? namespace : undefined, name);
+    const existing = this.store.get(storage, { namespace: this.#ns(target), name });
     if (existing === undefined) {
       if (type === patchTypes.apply && isRecord(request.patch)) {
         const body = structuredClone(request.patch) as KubeObject;
-        return this.create(def, namespace, body, options);
+        return this.create(target, body, options);
       }
       throw notFound(def, name);
     }
@@ -481,7 +496,7 @@ export class Registry {
     if (!isRecord(result.metadata)) result.metadata = {};
     const rv = result.metadata.resourceVersion;
     if (rv !== undefined && rv !== null && rv !== existing.metadata.resourceVersion) {
-      throw conflict(def, name, optimisticLockMessage);
+      throw conflict(def, { name, why: optimisticLockMessage });
     }
     if (result.metadata.name !== name) {
       throw badRequest(
@@ -495,36 +510,32 @@ export class Registry {
   // ------------------------------------------------------------- delete
 
   /** Deletes with kube-apiserver's rules for preconditions, grace periods and finalizers. */
-  delete(
-    def: ResourceDef,
-    namespace: string | undefined,
-    name: string,
-    options: DeleteOptions = {},
-  ): DeleteResult {
+  delete(target: Target, options: DeleteOptions = {}): DeleteResult {
+    const { def, name } = target;
     const storage = storageOf(def);
-    const ns = def.namespaced ? namespace : undefined;
-    const old = this.#getStored(def, ns, name);
+    const ref = { namespace: this.#ns(target), name };
+    const old = this.#getStored(target);
     const om = old.metadata;
     const kindRef = { group: def.group, resource: def.kind };
     const pre = options.preconditions ?? {};
     if (pre.uid !== undefined && pre.uid !== null && pre.uid !== om.uid) {
-      throw conflict(
-        kindRef,
+      throw conflict(kindRef, {
         name,
-        `the UID in the precondition (${pre.uid}) does not match the UID in record (${om.uid}). ` +
+        why:
+          `the UID in the precondition (${pre.uid}) does not match the UID in record (${om.uid}). ` +
           "The object might have been deleted and then recreated",
-      );
+      });
     }
     if (
       pre.resourceVersion !== undefined && pre.resourceVersion !== null &&
       pre.resourceVersion !== om.resourceVersion
     ) {
-      throw conflict(
-        kindRef,
+      throw conflict(kindRef, {
         name,
-        `the ResourceVersion in the precondition (${pre.resourceVersion}) does not match the ` +
+        why:
+          `the ResourceVersion in the precondition (${pre.resourceVersion}) does not match the ` +
           `ResourceVersion in record (${om.resourceVersion}). The object might have been modified`,
-      );
+      });
     }
     const dryRun = (options.dryRun ?? []).length > 0;
     let requested = options.gracePeriodSeconds ?? undefined;
@@ -548,36 +559,36 @@ export class Registry {
       removed: true,
     });
     if (dryRun) return keep(old);
-    const now = this.#now();
 
     if (om.deletionTimestamp !== undefined) {
       // already deleting: a delete may only shorten the grace period
       if (finalizers.length > 0) return keep(old);
       const storedGrace = om.deletionGracePeriodSeconds ?? 0;
       if (grace === undefined || storedGrace === 0) {
-        return gone(this.store.remove(storage, ns, name)!);
+        return gone(this.store.remove(storage, ref)!);
       }
       if (grace >= storedGrace) return keep(old);
-      const shortened = this.#markDeleting(old, now, grace);
+      const shortened = this.#markDeleting(old, grace);
       if (grace > 0) return keep(this.store.replace(storage, shortened));
       this.store.replace(storage, shortened);
-      return gone(this.store.remove(storage, ns, name)!);
+      return gone(this.store.remove(storage, ref)!);
     }
 
     if (grace !== undefined) {
-      const marked = this.#markDeleting(old, now, grace);
+      const marked = this.#markDeleting(old, grace);
       if (grace > 0 || finalizers.length > 0) return keep(this.store.replace(storage, marked));
       this.store.replace(storage, marked);
-      return gone(this.store.remove(storage, ns, name)!);
+      return gone(this.store.remove(storage, ref)!);
     }
     if (finalizers.length > 0) {
-      return keep(this.store.replace(storage, this.#markDeleting(old, now, 0)));
+      return keep(this.store.replace(storage, this.#markDeleting(old, 0)));
     }
     if (def.resource === "namespaces" && def.group === "") this.#emptyNamespace(name);
-    return gone(this.store.remove(storage, ns, name)!);
+    return gone(this.store.remove(storage, ref)!);
   }
 
-  #markDeleting(old: KubeObject, now: Date, grace: number): KubeObject {
+  #markDeleting(old: KubeObject, grace: number): KubeObject {
+    const now = this.#now();
     const next = structuredClone(old);
     next.metadata.deletionTimestamp = rfc3339(new Date(now.getTime() + grace * 1000));
     next.metadata.deletionGracePeriodSeconds = grace;
@@ -591,18 +602,22 @@ export class Registry {
     for (const def of this.#defs) {
       if (!def.namespaced || def.toView !== undefined) continue;
       for (const obj of this.store.list(storageOf(def), ns)) {
-        this.store.remove(storageOf(def), ns, obj.metadata.name!);
+        this.store.remove(storageOf(def), { namespace: ns, name: obj.metadata.name! });
       }
     }
   }
 
   /** Deletes every selected object (DELETE on a collection); answers the list of results. */
-  deleteCollection(def: ResourceDef, selection: Selection, options: DeleteOptions): KubeObject {
-    const { items } = this.listStored(def, selection);
+  deleteCollection(selection: Selection, options: DeleteOptions): KubeObject {
+    const def = selection.def;
+    const { items } = this.listStored(selection);
     const out: unknown[] = [];
     for (const obj of items) {
       try {
-        const r = this.delete(def, obj.metadata.namespace, obj.metadata.name!, options);
+        const r = this.delete(
+          { def, namespace: obj.metadata.namespace, name: obj.metadata.name! },
+          options,
+        );
         const { kind: _k, apiVersion: _a, ...rest } = r.body as KubeObject;
         out.push(r.removed && !def.returnDeletedObject ? this.present(def, obj) : rest);
       } catch (e) {
@@ -624,21 +639,23 @@ export class Registry {
    * (computed from its minAvailable/maxUnavailable and the matching pods),
    * adds the DisruptionTarget condition and deletes the pod gracefully.
    */
-  evict(namespace: string, name: string, body: unknown): Status {
+  evict(pod: { namespace: string; name: string }, body: unknown): Status {
     const pods = this.resolve("pods");
+    const target = { def: pods, ...pod };
+    const name = pod.name;
     if (!isRecord(body)) throw badRequest("the body of the request is not an Eviction object");
     const bodyName = pathString(body, "metadata.name");
     if (bodyName !== "" && bodyName !== name) {
       throw badRequest("name in URL does not match name in Eviction object");
     }
     const deleteOptions = (isRecord(body.deleteOptions) ? body.deleteOptions : {}) as DeleteOptions;
-    const pod = this.#getStored(pods, namespace, name);
-    const phase = pathString(pod, "status.phase");
+    const stored = this.#getStored(target);
+    const phase = pathString(stored, "status.phase");
     const ignorePdb = phase === "Succeeded" || phase === "Failed" || phase === "Pending" ||
-      pod.metadata.deletionTimestamp !== undefined;
-    if (!ignorePdb) this.#checkBudget(pod);
-    if (pod.metadata.deletionTimestamp === undefined) this.#markDisruptionTarget(pod);
-    this.delete(pods, namespace, name, deleteOptions);
+      stored.metadata.deletionTimestamp !== undefined;
+    if (!ignorePdb) this.#checkBudget(stored);
+    if (stored.metadata.deletionTimestamp === undefined) this.#markDisruptionTarget(stored);
+    this.delete(target, deleteOptions);
     return success({}, 201);
   }
 

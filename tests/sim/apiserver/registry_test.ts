@@ -5,7 +5,7 @@ import type { Change, KubeObject } from "./mod.ts";
 function setup(): { api: Registry; changes: Change[] } {
   const store = new Store();
   const api = new Registry(store, { now: () => new Date("2026-11-25T10:00:00.500Z") });
-  api.create(api.resolve("namespaces"), undefined, { metadata: { name: "default" } }, {
+  api.create({ def: api.resolve("namespaces") }, { metadata: { name: "default" } }, {
     privileged: true,
   });
   const changes: Change[] = [];
@@ -36,7 +36,7 @@ function statusOf(fn: () => unknown): Record<string, unknown> {
 Deno.test("create sets server fields and pod defaults; status from clients is ignored", () => {
   const { api } = setup();
   const pods = api.resolve("pods");
-  const pod = api.create(pods, "default", podBody("web-0"));
+  const pod = api.create({ def: pods, namespace: "default" }, podBody("web-0"));
   assert.equal(pod.kind, "Pod");
   assert.equal(pod.apiVersion, "v1");
   assert.match(pod.metadata.uid!, /^[0-9a-f-]{36}$/);
@@ -61,7 +61,7 @@ Deno.test("create sets server fields and pod defaults; status from clients is ig
       tolerationSeconds: 300,
     },
   ]);
-  const generated = api.create(pods, "default", {
+  const generated = api.create({ def: pods, namespace: "default" }, {
     ...podBody(""),
     metadata: { generateName: "web-" },
   });
@@ -71,34 +71,40 @@ Deno.test("create sets server fields and pod defaults; status from clients is ig
 Deno.test("create failures answer the real server's Status", () => {
   const { api } = setup();
   const pods = api.resolve("pods");
-  api.create(pods, "default", podBody("web-0"));
-  assert.deepEqual(statusOf(() => api.create(pods, "default", podBody("web-0"))), {
-    kind: "Status",
-    apiVersion: "v1",
-    metadata: {},
-    status: "Failure",
-    message: 'pods "web-0" already exists',
-    reason: "AlreadyExists",
-    details: { name: "web-0", kind: "pods" },
-    code: 409,
-  });
-  const missingNs = statusOf(() => api.create(pods, "nowhere", podBody("x")));
+  api.create({ def: pods, namespace: "default" }, podBody("web-0"));
+  assert.deepEqual(
+    statusOf(() => api.create({ def: pods, namespace: "default" }, podBody("web-0"))),
+    {
+      kind: "Status",
+      apiVersion: "v1",
+      metadata: {},
+      status: "Failure",
+      message: 'pods "web-0" already exists',
+      reason: "AlreadyExists",
+      details: { name: "web-0", kind: "pods" },
+      code: 409,
+    },
+  );
+  const missingNs = statusOf(() => api.create({ def: pods, namespace: "nowhere" }, podBody("x")));
   assert.equal(missingNs.code, 404);
   assert.equal(missingNs.message, 'namespaces "nowhere" not found');
   const invalid = statusOf(() =>
-    api.create(pods, "default", { metadata: { name: "bad" }, spec: { containers: [] } })
+    api.create({ def: pods, namespace: "default" }, {
+      metadata: { name: "bad" },
+      spec: { containers: [] },
+    })
   );
   assert.equal(invalid.code, 422);
   assert.equal(invalid.message, 'Pod "bad" is invalid: spec.containers: Required value');
   const va = statusOf(() =>
-    api.create(api.resolve("volumeattachments"), undefined, { metadata: {} })
+    api.create({ def: api.resolve("volumeattachments") }, { metadata: {} })
   );
   assert.equal(va.code, 422);
   assert.equal(
     va.message,
     'VolumeAttachment.storage.k8s.io "" is invalid: metadata.name: Required value: name or generateName is required',
   );
-  const notFound = statusOf(() => api.get(api.resolve("volumeattachments"), undefined, "x"));
+  const notFound = statusOf(() => api.get({ def: api.resolve("volumeattachments"), name: "x" }));
   assert.equal(notFound.message, 'volumeattachments.storage.k8s.io "x" not found');
   assert.deepEqual(notFound.details, {
     name: "x",
@@ -110,16 +116,16 @@ Deno.test("create failures answer the real server's Status", () => {
 Deno.test("updates of the main resource keep the status; status updates keep the spec", () => {
   const { api } = setup();
   const pods = api.resolve("pods");
-  api.create(pods, "default", podBody("web-0"));
-  const current = api.get(pods, "default", "web-0");
-  const main = api.update(pods, "default", "web-0", {
+  api.create({ def: pods, namespace: "default" }, podBody("web-0"));
+  const current = api.get({ def: pods, namespace: "default", name: "web-0" });
+  const main = api.update({ def: pods, namespace: "default", name: "web-0" }, {
     ...current,
     metadata: { ...current.metadata, labels: { a: "1" } },
     status: { phase: "Failed" },
   });
   assert.equal((main.status as { phase: string }).phase, "Pending");
   assert.deepEqual(main.metadata.labels, { a: "1" });
-  const status = api.update(pods, "default", "web-0", {
+  const status = api.update({ def: pods, namespace: "default", name: "web-0" }, {
     ...main,
     metadata: { ...main.metadata, labels: { b: "2" } },
     spec: { ...main.spec as object, nodeName: "elsewhere" },
@@ -133,9 +139,11 @@ Deno.test("updates of the main resource keep the status; status updates keep the
 Deno.test("force deletion writes MODIFIED with a deletionTimestamp, then DELETED", () => {
   const { api, changes } = setup();
   const pods = api.resolve("pods");
-  const created = api.create(pods, "default", podBody("web-0"));
+  const created = api.create({ def: pods, namespace: "default" }, podBody("web-0"));
   changes.length = 0;
-  const result = api.delete(pods, "default", "web-0", { gracePeriodSeconds: 0 });
+  const result = api.delete({ def: pods, namespace: "default", name: "web-0" }, {
+    gracePeriodSeconds: 0,
+  });
   assert.equal(result.code, 200);
   assert.equal(result.removed, true);
   assert.deepEqual(changes.map((c) => c.type), ["MODIFIED", "DELETED"]);
@@ -147,63 +155,72 @@ Deno.test("force deletion writes MODIFIED with a deletionTimestamp, then DELETED
 Deno.test("graceful deletion keeps the pod; a later delete may only shorten the grace", () => {
   const { api, changes } = setup();
   const pods = api.resolve("pods");
-  api.create(pods, "default", podBody("web-0"));
+  api.create({ def: pods, namespace: "default" }, podBody("web-0"));
   changes.length = 0;
-  const first = api.delete(pods, "default", "web-0", {});
+  const first = api.delete({ def: pods, namespace: "default", name: "web-0" }, {});
   assert.equal(first.removed, false);
   const pod = first.body as KubeObject;
   assert.equal(pod.metadata.deletionTimestamp, "2026-11-25T10:00:30Z");
   assert.equal(pod.metadata.deletionGracePeriodSeconds, 30);
   assert.equal(pod.metadata.generation, 2);
-  const longer = api.delete(pods, "default", "web-0", { gracePeriodSeconds: 60 });
+  const longer = api.delete({ def: pods, namespace: "default", name: "web-0" }, {
+    gracePeriodSeconds: 60,
+  });
   assert.equal((longer.body as KubeObject).metadata.deletionGracePeriodSeconds, 30);
-  const shorter = api.delete(pods, "default", "web-0", { gracePeriodSeconds: 5 });
+  const shorter = api.delete({ def: pods, namespace: "default", name: "web-0" }, {
+    gracePeriodSeconds: 5,
+  });
   assert.equal((shorter.body as KubeObject).metadata.deletionGracePeriodSeconds, 5);
   assert.deepEqual(changes.map((c) => c.type), ["MODIFIED", "MODIFIED"]);
-  api.delete(pods, "default", "web-0", { gracePeriodSeconds: 0 });
+  api.delete({ def: pods, namespace: "default", name: "web-0" }, { gracePeriodSeconds: 0 });
   assert.deepEqual(changes.map((c) => c.type), ["MODIFIED", "MODIFIED", "MODIFIED", "DELETED"]);
 });
 
 Deno.test("an unscheduled pod is deleted at once whatever the grace period", () => {
   const { api } = setup();
   const pods = api.resolve("pods");
-  api.create(pods, "default", podBody("pending", ""));
-  const result = api.delete(pods, "default", "pending", { gracePeriodSeconds: 30 });
+  api.create({ def: pods, namespace: "default" }, podBody("pending", ""));
+  const result = api.delete({ def: pods, namespace: "default", name: "pending" }, {
+    gracePeriodSeconds: 30,
+  });
   assert.equal(result.removed, true);
 });
 
 Deno.test("finalizers keep an object; removing the last one removes it with DELETED only", () => {
   const { api, changes } = setup();
   const vas = api.resolve("volumeattachments");
-  api.create(vas, undefined, {
+  api.create({ def: vas }, {
     metadata: { name: "csi-1", finalizers: ["external-attacher/x"] },
     spec: { attacher: "x", nodeName: "node-a", source: { persistentVolumeName: "pv" } },
   });
   changes.length = 0;
-  const deleting = api.delete(vas, undefined, "csi-1", {});
+  const deleting = api.delete({ def: vas, name: "csi-1" }, {});
   assert.equal(deleting.removed, false);
   assert.equal((deleting.body as KubeObject).metadata.deletionGracePeriodSeconds, 0);
-  const current = api.get(vas, undefined, "csi-1");
+  const current = api.get({ def: vas, name: "csi-1" });
   const added = statusOf(() =>
-    api.update(vas, undefined, "csi-1", {
+    api.update({ def: vas, name: "csi-1" }, {
       ...current,
       metadata: { ...current.metadata, finalizers: ["external-attacher/x", "new"] },
     })
   );
   assert.equal(added.code, 422);
-  api.patch(vas, undefined, "csi-1", {
+  api.patch({ def: vas, name: "csi-1" }, {
     contentType: "application/json-patch+json",
     patch: [{ op: "remove", path: "/metadata/finalizers" }],
   });
   assert.deepEqual(changes.map((c) => c.type), ["MODIFIED", "DELETED"]);
-  assert.equal(statusOf(() => api.get(vas, undefined, "csi-1")).code, 404);
+  assert.equal(statusOf(() => api.get({ def: vas, name: "csi-1" })).code, 404);
 });
 
 Deno.test("deleting a kind without graceful deletion answers a Success Status", () => {
   const { api } = setup();
   const leases = api.resolve("leases");
-  const lease = api.create(leases, "default", { metadata: { name: "node-a" }, spec: {} });
-  const result = api.delete(leases, "default", "node-a", {});
+  const lease = api.create({ def: leases, namespace: "default" }, {
+    metadata: { name: "node-a" },
+    spec: {},
+  });
+  const result = api.delete({ def: leases, namespace: "default", name: "node-a" }, {});
   assert.deepEqual(result.body, {
     kind: "Status",
     apiVersion: "v1",
@@ -222,25 +239,24 @@ Deno.test("leases need MicroTime renewTime; deletecollection removes the selecte
   const { api } = setup();
   const leases = api.resolve("leases");
   const bad = statusOf(() =>
-    api.create(leases, "default", {
+    api.create({ def: leases, namespace: "default" }, {
       metadata: { name: "a" },
       spec: { renewTime: "2026-11-25T10:00:00Z" },
     })
   );
   assert.equal(bad.code, 400);
-  api.create(leases, "default", {
+  api.create({ def: leases, namespace: "default" }, {
     metadata: { name: "a", labels: { k: "1" } },
     spec: { renewTime: "2026-11-25T10:00:00.000000Z" },
   });
-  api.create(leases, "default", { metadata: { name: "b" }, spec: {} });
+  api.create({ def: leases, namespace: "default" }, { metadata: { name: "b" }, spec: {} });
   const gone = api.deleteCollection(
-    leases,
     api.selection(leases, { namespace: "default", labelSelector: "k" }),
     {},
   );
   assert.deepEqual((gone.items as KubeObject[]).map((o) => o.metadata.name), ["a"]);
   assert.deepEqual(
-    api.listStored(leases, api.selection(leases, {})).items.map((o) => o.metadata.name),
+    api.listStored(api.selection(leases, {})).items.map((o) => o.metadata.name),
     ["b"],
   );
 });
@@ -248,9 +264,9 @@ Deno.test("leases need MicroTime renewTime; deletecollection removes the selecte
 Deno.test("field selectors: per-kind labels, defaults for other kinds, 400 otherwise", () => {
   const { api } = setup();
   const pods = api.resolve("pods");
-  api.create(pods, "default", podBody("a", "node-a"));
-  api.create(pods, "default", podBody("b", "node-b"));
-  const onB = api.listStored(pods, api.selection(pods, { fieldSelector: "spec.host=node-b" }));
+  api.create({ def: pods, namespace: "default" }, podBody("a", "node-a"));
+  api.create({ def: pods, namespace: "default" }, podBody("b", "node-b"));
+  const onB = api.listStored(api.selection(pods, { fieldSelector: "spec.host=node-b" }));
   assert.deepEqual(onB.items.map((p) => p.metadata.name), ["b"]);
   const vas = api.resolve("volumeattachments");
   assert.equal(
@@ -270,9 +286,9 @@ Deno.test("field selectors: per-kind labels, defaults for other kinds, 400 other
 Deno.test("patch rejects unknown media types with 415", () => {
   const { api } = setup();
   const nodes = api.resolve("nodes");
-  api.create(nodes, undefined, { metadata: { name: "n" } });
+  api.create({ def: nodes }, { metadata: { name: "n" } });
   const status = statusOf(() =>
-    api.patch(nodes, undefined, "n", { contentType: "application/xml", patch: {} })
+    api.patch({ def: nodes, name: "n" }, { contentType: "application/xml", patch: {} })
   );
   assert.equal(status.code, 415);
   assert.equal(status.reason, "UnsupportedMediaType");

@@ -134,7 +134,8 @@ export function mergeKeysOf(def: ResourceDef): MergeKeys {
 const microTimeLayout = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}(Z|[+-]\d{2}:\d{2})$/;
 
 /** Throws the 400 a real server answers when a MicroTime field does not have 6 fractional digits. */
-export function checkMicroTime(kind: string, group: string, value: unknown): void {
+export function checkMicroTime(value: unknown, target: { kind: string; group: string }): void {
+  const { kind, group } = target;
   if (value === undefined || value === null) return;
   if (typeof value === "string" && microTimeLayout.test(value)) return;
   const gv = group === "" ? "v1" : `${group}/v1`;
@@ -348,8 +349,8 @@ export function eventFromV1(v1: KubeObject): KubeObject {
 }
 
 function eventMicroTimes(kind: string, group: string, ev: KubeObject): void {
-  checkMicroTime(kind, group, ev.eventTime);
-  checkMicroTime(kind, group, pathValue(ev, "series.lastObservedTime"));
+  checkMicroTime(ev.eventTime, { kind, group });
+  checkMicroTime(pathValue(ev, "series.lastObservedTime"), { kind, group });
 }
 
 const qualifiedName =
@@ -644,8 +645,9 @@ export function builtinResources(): ResourceDef[] {
       singular: "lease",
       namespaced: true,
       decodeCheck: (o) => {
-        checkMicroTime("Lease", "coordination.k8s.io", pathValue(o, "spec.acquireTime"));
-        checkMicroTime("Lease", "coordination.k8s.io", pathValue(o, "spec.renewTime"));
+        const lease = { kind: "Lease", group: "coordination.k8s.io" };
+        checkMicroTime(pathValue(o, "spec.acquireTime"), lease);
+        checkMicroTime(pathValue(o, "spec.renewTime"), lease);
       },
     },
     {

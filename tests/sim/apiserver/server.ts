@@ -209,7 +209,7 @@ export class ApiServer {
     const store = new Store({ historyLimit: options.historyLimit });
     const api = new Registry(store, { now: options.now });
     for (const ns of options.namespaces ?? defaultNamespaces) {
-      api.create(api.resolve("namespaces"), undefined, { metadata: { name: ns } }, {
+      api.create({ def: api.resolve("namespaces") }, { metadata: { name: ns } }, {
         privileged: true,
       });
     }
@@ -277,13 +277,14 @@ export class ApiServer {
   /** Stores a new object directly (no HTTP, no validation; status kept; namespace made if missing). */
   create(obj: KubeObject): KubeObject {
     const def = this.#defOf(obj);
-    return this.api.create(def, obj.metadata?.namespace, obj, { privileged: true });
+    return this.api.create({ def, namespace: obj.metadata?.namespace }, obj, { privileged: true });
   }
 
   /** One object as served, or undefined. `resource` is a plural such as `pods`. */
   get(resource: string, namespace: string | undefined, name: string): KubeObject | undefined {
     const def = this.api.resolve(resource);
-    const stored = this.store.get(storageOf(def), def.namespaced ? namespace : undefined, name);
+    const ns = def.namespaced ? namespace : undefined;
+    const stored = this.store.get(storageOf(def), { namespace: ns, name });
     return stored === undefined ? undefined : this.api.present(def, stored);
   }
 
@@ -298,15 +299,15 @@ export class ApiServer {
   update(obj: KubeObject): KubeObject {
     const def = this.#defOf(obj);
     const { resourceVersion: _rv, ...metadata } = obj.metadata;
-    return this.api.update(def, metadata.namespace, metadata.name ?? "", { ...obj, metadata }, {
-      privileged: true,
-    });
+    const target = { def, namespace: metadata.namespace, name: metadata.name ?? "" };
+    return this.api.update(target, { ...obj, metadata }, { privileged: true });
   }
 
   /** Removes an object at once (DELETED event); returns its last state, or undefined. */
   remove(resource: string, namespace: string | undefined, name: string): KubeObject | undefined {
     const def = this.api.resolve(resource);
-    const last = this.store.remove(storageOf(def), def.namespaced ? namespace : undefined, name);
+    const ns = def.namespaced ? namespace : undefined;
+    const last = this.store.remove(storageOf(def), { namespace: ns, name });
     return last === undefined ? undefined : this.api.present(def, last);
   }
 
@@ -320,7 +321,7 @@ export class ApiServer {
     name: string,
     options: DeleteOptions = {},
   ): DeleteResult {
-    return this.api.delete(this.api.resolve(resource), namespace, name, options);
+    return this.api.delete({ def: this.api.resolve(resource), namespace, name }, options);
   }
 
   /** The non-GET requests (writes), oldest first. */
@@ -575,11 +576,12 @@ export class ApiServer {
     }
     const params = url.searchParams;
     const ns = def.namespaced ? route.namespace : undefined;
+    const target = { def, namespace: ns, name: route.name ?? "" };
     const dryRun = params.getAll("dryRun").length > 0 ||
       (isRecord(body) && Array.isArray(body.dryRun) && body.dryRun.length > 0);
     switch (verb) {
       case "get":
-        return this.#respondObject(req, def, this.api.get(def, ns, route.name!));
+        return this.#respondObject(req, def, this.api.get(target));
       case "list": {
         const selection = this.api.selection(def, {
           namespace: ns,
@@ -588,7 +590,7 @@ export class ApiServer {
         });
         const table = this.#tableRequest(req, params);
         if (table !== undefined) {
-          const { items, rv } = this.api.listStored(def, selection);
+          const { items, rv } = this.api.listStored(selection);
           return json(toTable(items.map((o) => this.api.present(def, o)), {
             group: def.group,
             resource: def.resource,
@@ -598,29 +600,29 @@ export class ApiServer {
             now: this.api.now(),
           }));
         }
-        return json(this.api.list(def, selection));
+        return json(this.api.list(selection));
       }
       case "watch":
         return this.#watch(req, def, route, ns);
       case "create": {
-        const created = this.api.create(def, ns, body, { dryRun });
+        const created = this.api.create(target, body, { dryRun });
         return this.#respondObject(req, def, created, 201);
       }
       case "update":
         return this.#respondObject(
           req,
           def,
-          this.api.update(def, ns, route.name!, body, { subresource: sub, dryRun }),
+          this.api.update(target, body, { subresource: sub, dryRun }),
         );
       case "patch": {
-        const patched = this.api.patch(def, ns, route.name!, {
+        const patched = this.api.patch(target, {
           contentType: req.headers.get("content-type") ?? "",
           patch: body as Json,
         }, { subresource: sub, dryRun });
         return this.#respondObject(req, def, patched);
       }
       case "delete": {
-        const result = this.api.delete(def, ns, route.name!, this.#deleteOptions(params, body));
+        const result = this.api.delete(target, this.#deleteOptions(params, body));
         if ((result.body as Status).kind === "Status") return json(result.body, result.code);
         return this.#respondObject(req, def, result.body as KubeObject, result.code);
       }
@@ -630,10 +632,12 @@ export class ApiServer {
           labelSelector: params.get("labelSelector"),
           fieldSelector: params.get("fieldSelector"),
         });
-        return json(this.api.deleteCollection(def, selection, this.#deleteOptions(params, body)));
+        return json(this.api.deleteCollection(selection, this.#deleteOptions(params, body)));
       }
-      case "evict":
-        return json(this.api.evict(route.namespace ?? "", route.name!, body ?? {}), 201);
+      case "evict": {
+        const pod = { namespace: route.namespace ?? "", name: route.name! };
+        return json(this.api.evict(pod, body ?? {}), 201);
+      }
       default:
         throw methodNotAllowed(def, verb);
     }

@@ -151,7 +151,8 @@ export const optimisticLockMessage =
   "the object has been modified; please apply your changes to the latest version and try again";
 
 /** 409 `Operation cannot be fulfilled on pods "x": <why>`. */
-export function conflict(ref: ResourceRef, name: string, why: string): ApiError {
+export function conflict(ref: ResourceRef, options: { name: string; why: string }): ApiError {
+  const { name, why } = options;
   return failure(409, "Conflict", {
     message: `Operation cannot be fulfilled on ${qualifiedResource(ref)} "${name}": ${why}`,
     details: refDetails(ref, name),
@@ -218,7 +219,8 @@ export function unauthorized(): ApiError {
 }
 
 /** 403 `<gr> "<name>" is forbidden: <why>`. */
-export function forbidden(ref: ResourceRef, name: string, why: string): ApiError {
+export function forbidden(ref: ResourceRef, options: { name: string; why: string }): ApiError {
+  const { name, why } = options;
   const subject = name === ""
     ? `${qualifiedResource(ref)} is forbidden`
     : `${qualifiedResource(ref)} "${name}" is forbidden`;

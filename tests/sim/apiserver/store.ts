@@ -30,6 +30,14 @@ export interface Change {
   previous?: KubeObject;
 }
 
+/** Where an object lives in its bucket. */
+export interface ObjectRef {
+  /** Namespace; undefined for cluster-scoped kinds. */
+  namespace?: string;
+  /** Name. */
+  name: string;
+}
+
 /** Receives every change as it happens. */
 export type ChangeListener = (change: Change) => void;
 
@@ -78,8 +86,8 @@ export class Store {
   }
 
   /** A copy of one object, or undefined. */
-  get(storage: string, namespace: string | undefined, name: string): KubeObject | undefined {
-    const obj = this.#buckets.get(storage)?.get(objectKey(namespace, name));
+  get(storage: string, ref: ObjectRef): KubeObject | undefined {
+    const obj = this.#buckets.get(storage)?.get(objectKey(ref.namespace, ref.name));
     return obj === undefined ? undefined : structuredClone(obj);
   }
 
@@ -122,16 +130,16 @@ export class Store {
 
   /**
    * Removes an object; returns its last state carrying the deletion
-   * resourceVersion. `finalState` replaces that last state (an update that
+   * resourceVersion. `options.finalState` replaces that last state (an update that
    * emptied the finalizers of a deleting object is seen as DELETED only).
    */
   remove(
     storage: string,
-    namespace: string | undefined,
-    name: string,
-    finalState?: KubeObject,
+    ref: ObjectRef,
+    options: { finalState?: KubeObject } = {},
   ): KubeObject | undefined {
-    const key = objectKey(namespace, name);
+    const finalState = options.finalState;
+    const key = objectKey(ref.namespace, ref.name);
     const bucket = this.#bucket(storage);
     const previous = bucket.get(key);
     if (previous === undefined) return undefined;

@@ -94,7 +94,7 @@ class ActiveWatch {
     const rv = req.resourceVersion;
     const fromState = req.sendInitialEvents || rv === undefined || rv === "" || rv === "0";
     if (fromState) {
-      const { items } = registry.listStored(req.def, req.selection);
+      const { items } = registry.listStored(req.selection);
       for (const obj of items) this.#send("ADDED", obj, registry);
       if (req.sendInitialEvents && req.allowBookmarks) {
         this.#sendBookmark(registry.store.resourceVersion, { "k8s.io/initial-events-end": "true" });
@@ -134,10 +134,10 @@ class ActiveWatch {
 
   /** Turns a store change into the event this watcher's selection sees, if any. */
   #deliver(change: Change, registry: Registry): void {
-    const { def, selection } = this.#request;
-    const nowMatches = change.type !== "DELETED" && registry.matches(def, selection, change.object);
+    const { selection } = this.#request;
+    const nowMatches = change.type !== "DELETED" && registry.matches(selection, change.object);
     const wasMatching = change.previous !== undefined &&
-      registry.matches(def, selection, change.previous);
+      registry.matches(selection, change.previous);
     if (change.type === "ADDED") {
       if (nowMatches) this.#send("ADDED", change.object, registry);
     } else if (change.type === "DELETED") {
