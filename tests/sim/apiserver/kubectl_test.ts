@@ -285,3 +285,28 @@ kubectlTest("kubectl get pods -w prints changes and exits when the server ends t
   assert.deepEqual(table[0], ["NAME", "READY", "STATUS", "RESTARTS", "AGE"]);
   assert.deepEqual(table.slice(1).map((r) => r[0]), ["web-0", "web-1"]);
 });
+
+kubectlTest(
+  "a graceful kubectl delete waits until the pod is really removed",
+  { tls: true },
+  async (ctx) => {
+    seed(ctx.server);
+    const child = ctx.spawn("delete", "pod", "web-0", "--timeout=20s");
+    await waitFor(() => ctx.server.openWatchCount() === 1, {
+      what: "kubectl's wait",
+      timeoutMs: 10_000,
+    });
+    const pod = ctx.server.get("pods", "default", "web-0")!;
+    assert.ok(pod.metadata.deletionTimestamp, "the pod is terminating meanwhile");
+    const watch = ctx.server.requests.find((r) => r.verb === "watch")!;
+    assert.equal(watch.query.fieldSelector, "metadata.name=web-0");
+    // what a kubelet does once the containers stopped
+    ctx.server.delete("pods", "default", "web-0", {
+      gracePeriodSeconds: 0,
+      preconditions: { uid: pod.metadata.uid },
+    });
+    const out = await child.output();
+    assert.equal(out.code, 0, new TextDecoder().decode(out.stderr));
+    assert.equal(new TextDecoder().decode(out.stdout).trim(), 'pod "web-0" deleted');
+  },
+);
