@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { ApiError, ApiServer, Registry, Store } from "./mod.ts";
+import { serverFetch } from "./testing.ts";
 import type { Change, KubeObject } from "./mod.ts";
 
 function setup(): { api: Registry; changes: Change[] } {
@@ -312,6 +313,46 @@ Deno.test("server.delete follows the API's rules without HTTP", async () => {
     assert.equal(server.get("pods", "default", "web-0"), undefined);
     assert.equal(server.requests.length, 0);
   } finally {
+    await server.close();
+  }
+});
+
+Deno.test("a registered kind is served, discovered and limited to its verbs", async () => {
+  const server = await ApiServer.start({});
+  const f = serverFetch(server);
+  try {
+    server.api.register({
+      group: "sim.example.com",
+      version: "v1",
+      resource: "widgets",
+      kind: "Widget",
+      singular: "widget",
+      namespaced: true,
+      verbs: ["create", "get", "list", "watch"],
+    });
+    const groups = await (await f("/apis")).json();
+    assert.ok(groups.groups.some((g: { name: string }) => g.name === "sim.example.com"));
+    const created = await f("/apis/sim.example.com/v1/namespaces/default/widgets", {
+      method: "POST",
+      body: JSON.stringify({
+        apiVersion: "sim.example.com/v1",
+        kind: "Widget",
+        metadata: { name: "w" },
+      }),
+    });
+    assert.equal(created.status, 201);
+    assert.equal((await created.json()).metadata.namespace, "default");
+    const denied = await f("/apis/sim.example.com/v1/namespaces/default/widgets/w", {
+      method: "DELETE",
+    });
+    assert.equal(denied.status, 405);
+    assert.equal(
+      (await denied.json()).message,
+      'delete is not supported on resources of kind "widgets.sim.example.com"',
+    );
+    assert.equal(server.list("widgets").length, 1);
+  } finally {
+    f.close();
     await server.close();
   }
 });

@@ -574,6 +574,7 @@ export class ApiServer {
       if (sub === "eviction" && verb !== "evict") throw methodNotAllowed(def, verb);
       if (sub !== "status" && sub !== "eviction") throw pathNotFound();
     }
+    if (sub === undefined) this.api.requireVerb(def, verb);
     const params = url.searchParams;
     const ns = def.namespaced ? route.namespace : undefined;
     const target = { def, namespace: ns, name: route.name ?? "" };
