@@ -118,8 +118,9 @@ export class Executor {
     const issuedAt = now();
     const text = describeAction(action);
     if (this.#opts.dryRun) {
-      // The plan is recomputed every cycle; say each intended action once.
-      const key = `${actionKey(action)} ${action.reason}`;
+      // The plan is recomputed every cycle (and its reasons mention elapsed
+      // time); say each intended action on each target once.
+      const key = actionKey(action);
       if (this.#printed.has(key)) return { action, result: "dry-run-repeat", issuedAt };
       this.#printed.add(key);
       (this.#opts.print ?? printLine)(`dry-run: would ${text}: ${action.reason}`);

@@ -55,10 +55,15 @@ function healthOf(
   const last = loop.lastCycleEndedAt;
   if (last === 0) return { ok: false, reason: "no decision cycle has finished yet" };
   if (now() - last > bound) {
-    return { ok: false, reason: `last decision cycle ended ${Math.round((now() - last) / 1000)}s ago` };
+    return {
+      ok: false,
+      reason: `last decision cycle ended ${Math.round((now() - last) / 1000)}s ago`,
+    };
   }
   const problems = caches.problems();
-  if (problems.length > 0) return { ok: false, reason: `caches not synced: ${problems.join("; ")}` };
+  if (problems.length > 0) {
+    return { ok: false, reason: `caches not synced: ${problems.join("; ")}` };
+  }
   if (caches.ownNode.size === 0) {
     return { ok: false, reason: `node ${options.nodeName} does not exist in the cluster` };
   }
@@ -81,7 +86,9 @@ export async function runAgent(
     return 1;
   }
   log.info(
-    `${programName} ${version} starting on node ${options.nodeName}${options.dryRun ? " in dry-run mode" : ""}`,
+    `${programName} ${version} starting on node ${options.nodeName}${
+      options.dryRun ? " in dry-run mode" : ""
+    }`,
     { server: client.server },
   );
   const stop = new AbortController();
@@ -121,7 +128,11 @@ export async function runAgent(
       return outcome === "demoted" ? "done" : "already";
     },
     recordEvent: (event, at) => writer.recordEvent(event, at),
-  }, { dryRun: options.dryRun, operationsTimeoutMs: options.operationsTimeout, log: logger("act") });
+  }, {
+    dryRun: options.dryRun,
+    operationsTimeoutMs: options.operationsTimeout,
+    log: logger("act"),
+  });
   loop = new AgentLoop({
     options,
     sampleDrbd: () => sampler.sample(),
@@ -137,7 +148,9 @@ export async function runAgent(
       metrics.cachesSynced.set(report.snapshot.cachesSynced ? 1 : 0);
       metrics.heldBack.reset();
       if (report.decision.heldBack) metrics.heldBack.set({ reason: report.decision.heldBack }, 1);
-      for (const e of report.executed) metrics.actions.inc({ kind: e.action.kind, result: e.result });
+      for (const e of report.executed) {
+        metrics.actions.inc({ kind: e.action.kind, result: e.result });
+      }
       for (const s of report.failOverReactions) metrics.failOverReaction.observe(s);
     },
   });
@@ -191,7 +204,9 @@ export async function runStatus(options: Options, output: OutputFormat): Promise
     ]);
     const partial = { nodeName: options.nodeName, drbd, ...readCluster(caches) };
     const peers = new Map<string, PeerView>();
-    for (const node of peersToInspect(partial, options)) peers.set(node, await fetchPeer(client, node));
+    for (const node of peersToInspect(partial, options)) {
+      peers.set(node, await fetchPeer(client, node));
+    }
     const snapshot: Snapshot = { ...partial, peers };
     const decision = decide(snapshot, emptyMemory(), options, Date.now());
     const report = buildStatus(snapshot, decision, caches.problems());

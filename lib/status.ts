@@ -58,8 +58,9 @@ export function buildStatus(
   const resources = snapshot.drbd.resources.map((r): StatusRow => {
     const v = verdicts.get(r.name);
     const s = r.suspended;
-    const suspended = [s.user && "user", s.noData && "no-data", s.fencing && "fencing", s.quorum && "quorum"]
-      .filter(Boolean).join(",") || "no";
+    const suspended =
+      [s.user && "user", s.noData && "no-data", s.fencing && "fencing", s.quorum && "quorum"]
+        .filter(Boolean).join(",") || "no";
     return {
       resource: r.name,
       role: r.role,
@@ -97,7 +98,18 @@ export function renderStatusTable(report: StatusReport): string {
   );
   if (report.heldBack) lines.push(`HELD BACK ${report.heldBack}`);
   lines.push("");
-  const header = ["RESOURCE", "ROLE", "QUORUM", "MAY-PROMOTE", "SUSPENDED", "PEERS", "PV", "PVC", "CONSUMERS", "DECISION"];
+  const header = [
+    "RESOURCE",
+    "ROLE",
+    "QUORUM",
+    "MAY-PROMOTE",
+    "SUSPENDED",
+    "PEERS",
+    "PV",
+    "PVC",
+    "CONSUMERS",
+    "DECISION",
+  ];
   const rows = report.resources.map((r) => [
     r.resource,
     r.role,
@@ -115,7 +127,9 @@ export function renderStatusTable(report: StatusReport): string {
   } else {
     const widths = header.map((h, i) => Math.max(h.length, ...rows.map((row) => row[i].length)));
     for (const row of [header, ...rows]) {
-      lines.push(row.map((cell, i) => i === row.length - 1 ? cell : cell.padEnd(widths[i])).join("  "));
+      lines.push(
+        row.map((cell, i) => i === row.length - 1 ? cell : cell.padEnd(widths[i])).join("  "),
+      );
     }
   }
   lines.push("");

@@ -25,7 +25,7 @@ import {
 } from "./objects.ts";
 
 export { ApiError, errorMessage, isNotFound, KubeClient } from "./client.ts";
-export { KubeWriter, microTime } from "./writes.ts";
+export { KubeWriter, microTime, type WriteOutcome } from "./writes.ts";
 export { fetchPeer } from "./peers.ts";
 export * from "./objects.ts";
 

@@ -2,7 +2,7 @@
 // a watch can fail must be survived, and noticed where it matters.
 
 import assert from "node:assert/strict";
-import { ApiServer } from "../sim/apiserver/mod.ts";
+import { ApiServer, type KubeObject } from "../sim/apiserver/mod.ts";
 import { KubeClient } from "../../lib/kube/client.ts";
 import { ListWatchCache } from "../../lib/kube/cache.ts";
 import { type PodInfo, slimPod } from "../../lib/kube/objects.ts";
@@ -11,7 +11,7 @@ import { waitFor } from "../helpers.ts";
 
 const quiet = { info() {}, warn() {}, debug() {} };
 
-function pod(name: string, nodeName = "node-a"): V1Pod {
+function pod(name: string, nodeName = "node-a"): KubeObject {
   return {
     apiVersion: "v1",
     kind: "Pod",
@@ -25,7 +25,10 @@ async function setup(
   opts: { watchTimeoutSeconds?: number; watchGraceMs?: number; resyncIntervalMs?: number } = {},
 ) {
   const server = await ApiServer.start({ tls: true });
-  const client = await KubeClient.connect({ kubeconfig: server.kubeconfigPath, requestTimeoutMs: 5_000 });
+  const client = await KubeClient.connect({
+    kubeconfig: server.kubeconfigPath,
+    requestTimeoutMs: 5_000,
+  });
   let changes = 0;
   const cache = new ListWatchCache<PodInfo>(client, {
     name: "pods on node-a",
@@ -138,14 +141,23 @@ Deno.test("cache backs off on 5xx and 429, reports unsynced meanwhile, then reco
   const t = await setup();
   try {
     t.server.create(pod("p"));
+    // Matching faults combine and the first one's status wins: the first two
+    // lists get 500, the third 429 (with Retry-After), the fourth succeeds.
     t.server.faults.add({ verb: "list", status: 500, times: 2 });
-    t.server.faults.add({ verb: "list", status: 429, times: 1 });
+    t.server.faults.add({ verb: "list", status: 429, times: 3, retryAfterSeconds: 1 });
     t.cache.start();
-    await waitFor(() => t.cache.problem !== "" && !t.cache.synced, 5_000, "unsynced with a problem");
+    await waitFor(
+      () => t.cache.problem !== "" && !t.cache.synced,
+      5_000,
+      "unsynced with a problem",
+    );
     assert.equal(await t.cache.waitSynced(10_000), true);
     assert.deepEqual(t.names(), ["p"]);
     const lists = t.server.requests.filter((r) => r.verb === "list");
     assert.deepEqual(lists.map((r) => r.status), [500, 500, 429, 200]);
+    // Retry-After: 1 was honoured between the 429 and the next list.
+    const gap = lists[3].time.getTime() - lists[2].time.getTime();
+    assert.ok(gap >= 900, `waited ${gap}ms after a 429 with Retry-After: 1`);
   } finally {
     await t.close();
   }

@@ -6,11 +6,14 @@ import { KubeClient } from "../../lib/kube/client.ts";
 import { KubeWriter, microTime } from "../../lib/kube/writes.ts";
 
 // deno-lint-ignore no-explicit-any
-type Obj = Record<string, any>;
+type Obj = any;
 
 async function setup(serverOptions: Record<string, unknown> = {}) {
   const server = await ApiServer.start({ tls: true, ...serverOptions });
-  const client = await KubeClient.connect({ kubeconfig: server.kubeconfigPath, requestTimeoutMs: 5_000 });
+  const client = await KubeClient.connect({
+    kubeconfig: server.kubeconfigPath,
+    requestTimeoutMs: 5_000,
+  });
   const writer = new KubeWriter(client, "node-a");
   return {
     server,
@@ -105,7 +108,10 @@ Deno.test("evictPod posts a policy/v1 Eviction with the UID precondition and gra
     assert.equal(body.kind, "Eviction");
     assert.deepEqual(body.deleteOptions, { gracePeriodSeconds: 10, preconditions: { uid } });
     const after = t.server.get("pods", "default", "web-0") as Obj | undefined;
-    assert.ok(after === undefined || after.metadata.deletionTimestamp, "pod is deleted or terminating");
+    assert.ok(
+      after === undefined || after.metadata.deletionTimestamp,
+      "pod is deleted or terminating",
+    );
   } finally {
     await t.close();
   }
@@ -114,9 +120,15 @@ Deno.test("evictPod posts a policy/v1 Eviction with the UID precondition and gra
 Deno.test("evictPod of a gone pod is done; of a replaced pod (new UID) touches nothing", async () => {
   const t = await setup();
   try {
-    assert.equal(await t.writer.evictPod({ namespace: "default", name: "gone", uid: "u-1" }, 10), "already");
+    assert.equal(
+      await t.writer.evictPod({ namespace: "default", name: "gone", uid: "u-1" }, 10),
+      "already",
+    );
     t.server.create(pod("web-0"));
-    assert.equal(await t.writer.evictPod({ namespace: "default", name: "web-0", uid: "old-uid" }, 10), "already");
+    assert.equal(
+      await t.writer.evictPod({ namespace: "default", name: "web-0", uid: "old-uid" }, 10),
+      "already",
+    );
     const still = t.server.get("pods", "default", "web-0") as Obj;
     assert.equal(still.metadata.deletionTimestamp, undefined, "replacement untouched");
   } finally {
@@ -139,7 +151,7 @@ Deno.test("evictPod surfaces a PodDisruptionBudget refusal (429) for a retry", a
 });
 
 Deno.test("evictPod falls back to a plain delete when the server has no eviction subresource", async () => {
-  const t = await setup({ noEviction: true });
+  const t = await setup({ eviction: false });
   try {
     const created = t.server.create(pod("web-0")) as Obj;
     const uid = created.metadata.uid;
@@ -165,7 +177,11 @@ Deno.test("forceDeletePod uses grace 0 and the UID precondition; a replaced pod 
     );
     assert.ok(t.server.get("pods", "default", "web-0"), "pod with another UID survives");
     assert.equal(
-      await t.writer.forceDeletePod({ namespace: "default", name: "web-0", uid: created.metadata.uid }),
+      await t.writer.forceDeletePod({
+        namespace: "default",
+        name: "web-0",
+        uid: created.metadata.uid,
+      }),
       "done",
     );
     assert.equal(t.server.get("pods", "default", "web-0"), undefined);
@@ -173,7 +189,11 @@ Deno.test("forceDeletePod uses grace 0 and the UID precondition; a replaced pod 
     assert.deepEqual((del.body as Obj).preconditions, { uid: created.metadata.uid });
     assert.equal((del.body as Obj).gracePeriodSeconds, 0);
     assert.equal(
-      await t.writer.forceDeletePod({ namespace: "default", name: "web-0", uid: created.metadata.uid }),
+      await t.writer.forceDeletePod({
+        namespace: "default",
+        name: "web-0",
+        uid: created.metadata.uid,
+      }),
       "already",
       "not found counts as done",
     );
@@ -209,13 +229,19 @@ Deno.test("recordEvent writes an events.k8s.io/v1 Event the server accepts", asy
   const t = await setup();
   try {
     await t.writer.recordEvent({
-      regarding: { kind: "Node", apiVersion: "v1", namespace: undefined, name: "node-b", uid: "u-node" },
+      regarding: {
+        kind: "Node",
+        apiVersion: "v1",
+        namespace: undefined,
+        name: "node-b",
+        uid: "u-node",
+      },
       type: "Warning",
       reason: "NodeStorageQuorumLost",
       action: "TaintedNode",
       note: "Tainted node because some volumes have lost quorum",
     }, Date.UTC(2026, 10, 25, 2, 59, 0, 123));
-    const events = t.server.list("events") as Obj[];
+    const events = t.server.list("events.k8s.io/events") as Obj[];
     assert.equal(events.length, 1);
     const e = events[0];
     assert.equal(e.eventTime, "2026-11-25T02:59:00.123000Z");

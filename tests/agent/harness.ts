@@ -1,0 +1,294 @@
+// A small cluster for agent tests: the local API server, a fake drbdsetup,
+// and the real agent started as its own process with the production
+// permission flags (only the cluster address and kubeconfig path differ).
+
+import { ApiServer, type KubeObject } from "../sim/apiserver/mod.ts";
+import { FakeDrbd } from "../sim/drbd/fake_drbd.ts";
+import type { DrbdConnection, DrbdResource } from "../../lib/drbd/model.ts";
+import { waitFor } from "../helpers.ts";
+
+const repo = new URL("../../", import.meta.url).pathname;
+
+/** The production permission flags, read from deno.json's `start` task. */
+export async function productionFlags(): Promise<string[]> {
+  const config = JSON.parse(await Deno.readTextFile(`${repo}deno.json`));
+  const words = (config.tasks.start as string).split(/\s+/);
+  return words.filter((w) =>
+    w.startsWith("--allow-") || w.startsWith("--ignore-") || w.startsWith("--deny-")
+  );
+}
+
+/**
+ * The production flags with the two site-specific values replaced: network
+ * access to this test's API server and health port instead of the in-cluster
+ * range, and read access to the kubeconfig instead of the service account.
+ */
+export async function testFlags(apiHostPort: string, healthHostPort: string, kubeconfig: string) {
+  return (await productionFlags()).map((flag) => {
+    if (flag.startsWith("--allow-net=")) return `--allow-net=${apiHostPort},${healthHostPort}`;
+    if (flag.startsWith("--allow-read=")) return `--allow-read=${kubeconfig}`;
+    return flag;
+  });
+}
+
+/** A free TCP port on 127.0.0.1. */
+export function freePort(): number {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (listener.addr as Deno.NetAddr).port;
+  listener.close();
+  return port;
+}
+
+/** A peer connection as DRBD shows it. */
+export function peer(
+  name: string,
+  id: number,
+  state: { connected: boolean; role?: "Primary" | "Secondary"; diskless?: boolean },
+): DrbdConnection {
+  return {
+    peerNodeId: id,
+    name,
+    connectionState: state.connected ? "Connected" : "Connecting",
+    peerRole: state.connected ? state.role ?? "Secondary" : "Unknown",
+    peerDevices: [{
+      volume: 0,
+      replicationState: state.connected ? "Established" : "Off",
+      peerDiskState: state.connected ? (state.diskless ? "Diskless" : "UpToDate") : "DUnknown",
+      peerClient: state.diskless === true,
+    }],
+  };
+}
+
+/** Resource `pvc-1` on node-a: a Secondary replica, node-b the Primary, node-c a diskless tiebreaker. */
+export function resourceOnNodeA(overrides: Partial<DrbdResource> = {}): DrbdResource {
+  return {
+    name: "pvc-1",
+    role: "Secondary",
+    suspended: { user: false, noData: false, fencing: false, quorum: false },
+    forceIoFailures: false,
+    mayPromote: false,
+    promotionScore: 10102,
+    devices: [{
+      volume: 0,
+      minor: 1000,
+      diskState: "UpToDate",
+      client: false,
+      open: false,
+      quorum: true,
+    }],
+    connections: [
+      peer("node-b", 1, { connected: true, role: "Primary" }),
+      peer("node-c", 2, { connected: true, diskless: true }),
+    ],
+    config: {
+      quorum: "majority",
+      onNoQuorum: "suspend-io",
+      onNoDataAccessible: "suspend-io",
+      onSuspendedPrimaryOutdated: "force-secondary",
+    },
+    ...overrides,
+  };
+}
+
+/** The same resource after node-b crashed: its connection is gone and node-a may promote. */
+export function resourceAfterNodeBCrash(): DrbdResource {
+  return resourceOnNodeA({
+    mayPromote: true,
+    promotionScore: 10101,
+    connections: [
+      peer("node-b", 1, { connected: false }),
+      peer("node-c", 2, { connected: true, diskless: true }),
+    ],
+  });
+}
+
+function nodeObject(name: string): KubeObject {
+  return {
+    apiVersion: "v1",
+    kind: "Node",
+    metadata: { name, labels: { "kubernetes.io/hostname": name } },
+    spec: {},
+    status: { conditions: [{ type: "Ready", status: "True", reason: "KubeletReady" }] },
+  };
+}
+
+/** Objects of the seed's story: a StatefulSet pod on node-b using PV pvc-1. */
+export function seedCluster(server: ApiServer): { podUid: string; vaUid: string } {
+  for (const n of ["node-a", "node-b", "node-c"]) server.create(nodeObject(n));
+  const pvc = server.create({
+    apiVersion: "v1",
+    kind: "PersistentVolumeClaim",
+    metadata: { name: "data-web-0", namespace: "default" },
+    spec: {
+      accessModes: ["ReadWriteOnce"],
+      resources: { requests: { storage: "1Gi" } },
+      volumeName: "pvc-1",
+    },
+  });
+  server.create({
+    apiVersion: "v1",
+    kind: "PersistentVolume",
+    metadata: { name: "pvc-1" },
+    spec: {
+      accessModes: ["ReadWriteOnce"],
+      capacity: { storage: "1Gi" },
+      csi: { driver: "linstor.csi.linbit.com", volumeHandle: "pvc-1" },
+      claimRef: {
+        kind: "PersistentVolumeClaim",
+        apiVersion: "v1",
+        namespace: "default",
+        name: "data-web-0",
+        uid: pvc.metadata.uid,
+      },
+    },
+  });
+  const pod = server.create({
+    apiVersion: "v1",
+    kind: "Pod",
+    metadata: {
+      name: "web-0",
+      namespace: "default",
+      ownerReferences: [{
+        apiVersion: "apps/v1",
+        kind: "StatefulSet",
+        name: "web",
+        uid: "sts-uid",
+        controller: true,
+      }],
+    },
+    spec: {
+      nodeName: "node-b",
+      containers: [{ name: "web", image: "nginx" }],
+      volumes: [{ name: "data", persistentVolumeClaim: { claimName: "data-web-0" } }],
+    },
+    status: { phase: "Running" },
+  });
+  const va = server.create({
+    apiVersion: "storage.k8s.io/v1",
+    kind: "VolumeAttachment",
+    metadata: { name: "csi-pvc-1-node-b" },
+    spec: {
+      attacher: "linstor.csi.linbit.com",
+      nodeName: "node-b",
+      source: { persistentVolumeName: "pvc-1" },
+    },
+    status: { attached: true },
+  });
+  return { podUid: pod.metadata.uid!, vaUid: va.metadata.uid! };
+}
+
+/** Mark a node NotReady as the node lifecycle controller does after missed heartbeats. */
+export function markNotReady(server: ApiServer, name: string): void {
+  const node = server.get("nodes", undefined, name)!;
+  server.update({
+    ...node,
+    status: {
+      conditions: [{
+        type: "Ready",
+        status: "Unknown",
+        reason: "NodeStatusUnknown",
+        message: "Kubelet stopped posting node status.",
+      }],
+    },
+  });
+}
+
+/** A running agent process. */
+export interface AgentProcess {
+  /** Everything printed on stdout so far. */
+  stdout(): string;
+  /** Everything printed on stderr so far. */
+  stderr(): string;
+  /** The health server's base URL. */
+  healthUrl: string;
+  /** Stop with SIGTERM and wait; returns the exit code. */
+  stop(): Promise<number>;
+  /** The process. */
+  child: Deno.ChildProcess;
+}
+
+/** Start `main.ts` with the test permission flags and the given agent flags. */
+export async function startAgent(
+  server: ApiServer,
+  drbd: FakeDrbd,
+  args: string[],
+): Promise<AgentProcess> {
+  const api = new URL(server.url);
+  const healthPort = freePort();
+  const flags = await testFlags(
+    `${api.hostname}:${api.port}`,
+    `127.0.0.1:${healthPort}`,
+    server.kubeconfigPath,
+  );
+  const child = new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      ...flags,
+      `${repo}main.ts`,
+      "--node-name",
+      "node-a",
+      "--kubeconfig",
+      server.kubeconfigPath,
+      "--health-bind-address",
+      `127.0.0.1:${healthPort}`,
+      ...args,
+    ],
+    cwd: repo,
+    env: drbd.env,
+    stdout: "piped",
+    stderr: "piped",
+    stdin: "null",
+  }).spawn();
+  let out = "";
+  let err = "";
+  const decoder = () => new TextDecoderStream();
+  const pumpOut = child.stdout.pipeThrough(decoder()).pipeTo(
+    new WritableStream({ write: (chunk) => void (out += chunk) }),
+  );
+  const pumpErr = child.stderr.pipeThrough(decoder()).pipeTo(
+    new WritableStream({ write: (chunk) => void (err += chunk) }),
+  );
+  return {
+    child,
+    healthUrl: `http://127.0.0.1:${healthPort}`,
+    stdout: () => out,
+    stderr: () => err,
+    async stop() {
+      try {
+        child.kill("SIGTERM");
+      } catch {
+        // Already exited.
+      }
+      const status = await child.status;
+      await Promise.all([pumpOut, pumpErr]);
+      return status.code;
+    },
+  };
+}
+
+/** Wait until the agent reports healthy. */
+export async function waitHealthy(agent: AgentProcess, timeoutMs = 20_000): Promise<void> {
+  await waitFor(
+    async () => {
+      try {
+        const response = await fetch(`${agent.healthUrl}/healthz`);
+        await response.body?.cancel();
+        return response.status === 200;
+      } catch {
+        return false;
+      }
+    },
+    timeoutMs,
+    `agent healthy (stderr so far:\n${agent.stderr()})`,
+  );
+}
+
+/** Read one metric value (first series matching `prefix`), or undefined. */
+export async function metricValue(
+  agent: AgentProcess,
+  prefix: string,
+): Promise<number | undefined> {
+  const text = await (await fetch(`${agent.healthUrl}/metrics`)).text();
+  const line = text.split("\n").find((l) => l.startsWith(prefix));
+  return line === undefined ? undefined : Number(line.slice(line.lastIndexOf(" ") + 1));
+}
