@@ -1,0 +1,48 @@
+// The README's flag table and permission list stay in step with --help and deno.json.
+
+import assert from "node:assert/strict";
+import { flagDefinitions, helpText } from "../lib/cli.ts";
+
+const repo = new URL("../", import.meta.url).pathname;
+const readme = await Deno.readTextFile(`${repo}README.md`);
+
+function tableRows(startMarker: string, endMarker: string): string[][] {
+  const start = readme.indexOf(startMarker);
+  const end = readme.indexOf(endMarker, start);
+  assert.ok(start >= 0 && end > start, `README has the ${startMarker} ... ${endMarker} block`);
+  return readme.slice(start, end).split("\n")
+    .filter((l) => l.startsWith("| `"))
+    .map((l) => l.split("|").slice(1, -1).map((c) => c.trim()));
+}
+
+Deno.test("README flag table lists every flag of --help with the same default and meaning", () => {
+  const rows = tableRows("<!-- flag-table", "<!-- end flag-table -->");
+  const fromReadme = rows.map(([flag, def, meaning]) => ({
+    name: flag.replace(/^`--|`$/g, ""),
+    default: def.replace(/^`|`$/g, ""),
+    description: meaning,
+  }));
+  const fromCode = flagDefinitions.map((f) => ({
+    name: f.name,
+    default: f.default,
+    description: f.description,
+  }));
+  assert.deepEqual(fromReadme, fromCode);
+  const help = helpText();
+  for (const f of flagDefinitions) {
+    assert.ok(help.includes(`--${f.name}`), `--help mentions --${f.name}`);
+  }
+});
+
+Deno.test("README permission table matches the start task's flags", async () => {
+  const config = JSON.parse(await Deno.readTextFile(`${repo}deno.json`));
+  const flags: string[] = (config.tasks.start as string).split(/\s+/).filter((w) =>
+    w.startsWith("--allow-") || w.startsWith("--ignore-")
+  );
+  const start = readme.search(/^\| permission +\| value +\| why +\|/m);
+  assert.ok(start >= 0, "README has a permission table");
+  const rows = readme.slice(start).split("\n").slice(2).filter((l) => l.startsWith("|"))
+    .map((l) => l.split("|").slice(1, -1).map((c) => c.trim().replace(/^`|`$/g, "")));
+  const documented = rows.map(([flag, value]) => value ? `${flag}=${value}` : flag).sort();
+  assert.deepEqual(documented, [...flags].sort());
+});
