@@ -164,6 +164,7 @@ Deno.test("the request log records verb, resource, status and body; writes() kee
     await statusOf(f("/api/v1/nodes/n", { method: "DELETE" }));
     await statusOf(f("/api/v1/nodes/n", { method: "DELETE" }));
     await statusOf(f("/api"));
+    await statusOf(f("/api/v1/nodes/n/status", { method: "POST", body: "{}" }));
     assert.deepEqual(
       server.requests.map((r) => [r.method, r.verb, r.resource, r.name, r.status]),
       [
@@ -175,6 +176,7 @@ Deno.test("the request log records verb, resource, status and body; writes() kee
         ["DELETE", "delete", "nodes", "n", 200],
         ["DELETE", "delete", "nodes", "n", 404],
         ["GET", "discovery", undefined, undefined, 200],
+        ["POST", "create", "nodes", "n", 405],
       ],
     );
     assert.deepEqual(server.writes().map((r) => r.verb), [
@@ -183,6 +185,7 @@ Deno.test("the request log records verb, resource, status and body; writes() kee
       "update",
       "delete",
       "delete",
+      "create",
     ]);
     assert.deepEqual(server.writes()[1].body, { spec: { unschedulable: true } });
     assert.equal(server.writes()[1].contentType, "application/strategic-merge-patch+json");

@@ -573,6 +573,12 @@ export class ApiServer {
       if (!known || (sub === "eviction" && !this.evictionSupported)) throw pathNotFound();
       if (sub === "eviction" && verb !== "evict") throw methodNotAllowed(def, verb);
       if (sub !== "status" && sub !== "eviction") throw pathNotFound();
+      if (sub === "status" && !["get", "update", "patch"].includes(verb)) {
+        throw methodNotAllowed(def, verb);
+      }
+    }
+    if (verb === "create" && route.name !== undefined && sub === undefined) {
+      throw methodNotAllowed(def, verb);
     }
     if (sub === undefined) this.api.requireVerb(def, verb);
     const params = url.searchParams;
