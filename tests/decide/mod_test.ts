@@ -1,0 +1,168 @@
+import assert from "node:assert/strict";
+import { decide, peersToInspect } from "../../lib/decide/mod.ts";
+import type { Snapshot } from "../../lib/decide/types.ts";
+import {
+  config,
+  connection,
+  drbdResource,
+  failOverScene,
+  memory,
+  node,
+  options,
+  peer,
+  pod,
+  pv,
+  pvcVolume,
+  sample,
+  snapshot,
+  summary,
+  T0,
+  va,
+} from "./fixtures.ts";
+
+interface InspectCase {
+  name: string;
+  snapshot: Snapshot;
+  peers: string[];
+}
+
+const inspect: InspectCase[] = [
+  { name: "lost peer of a fail-over candidate", snapshot: failOverScene(), peers: ["node-b"] },
+  {
+    name: "Connected peer",
+    snapshot: failOverScene({ connectionState: "Connected" }),
+    peers: [],
+  },
+  {
+    name: "satellite pod name mapped to its node",
+    snapshot: failOverScene({
+      resource: { connections: [connection("sat-b", "NetworkFailure")] },
+      snapshot: { satellitePods: [pod("sat-b", { nodeName: "node-b", volumes: [] })] },
+    }),
+    peers: ["node-b"],
+  },
+  {
+    name: "quorum off",
+    snapshot: failOverScene({ resource: { config: config({ quorum: "off" }) } }),
+    peers: [],
+  },
+  {
+    name: "may not promote",
+    snapshot: failOverScene({ resource: { mayPromote: false } }),
+    peers: [],
+  },
+  { name: "no PV", snapshot: failOverScene({ persistentVolumes: [] }), peers: [] },
+  {
+    name: "PV without claim",
+    snapshot: failOverScene({ persistentVolumes: [pv("pvc-1", { claimRef: undefined })] }),
+    peers: [],
+  },
+  {
+    name: "several resources: sorted, no duplicates, never this node",
+    snapshot: snapshot({
+      drbd: sample([
+        drbdResource("pvc-1", {
+          connections: [connection("node-c", "Connecting"), connection("node-b", "StandAlone")],
+        }),
+        drbdResource("pvc-2", {
+          connections: [connection("node-b", "Connecting"), connection("node-a", "Connecting")],
+        }),
+      ]),
+      persistentVolumes: [
+        pv("pvc-1"),
+        pv("pvc-2", { claimRef: { namespace: "default", name: "other", uid: "u2" } }),
+      ],
+    }),
+    peers: ["node-b", "node-c"],
+  },
+];
+
+for (const c of inspect) {
+  Deno.test(`peersToInspect: ${c.name}`, () => {
+    const { peers: _ignored, ...withoutPeers } = c.snapshot;
+    assert.deepEqual(peersToInspect(withoutPeers, options()), c.peers);
+  });
+}
+
+Deno.test("decide: every local resource gets a verdict, healthy ones say so", () => {
+  const s = snapshot({
+    drbd: sample([
+      drbdResource("pvc-1", { connections: [connection("node-b")] }),
+      drbdResource("scratch", { connections: [connection("node-b")] }),
+    ]),
+    persistentVolumes: [pv("pvc-1")],
+    localPods: [pod("app", { nodeName: "node-a" })],
+  });
+  assert.deepEqual(decide(s, memory(), options(), T0).verdicts, [
+    {
+      resource: "pvc-1",
+      persistentVolume: "pvc-1",
+      claim: "default/data",
+      consumers: ["default/app"],
+      decision: "healthy",
+    },
+    {
+      resource: "scratch",
+      persistentVolume: undefined,
+      claim: undefined,
+      consumers: [],
+      decision: "no PV for this resource",
+    },
+  ]);
+});
+
+Deno.test("decide: two resources failing over the same node taint it once", () => {
+  const resources = ["pvc-1", "pvc-2"].map((name) =>
+    drbdResource(name, { connections: [connection("node-b", "Connecting")] })
+  );
+  const s = snapshot({
+    drbd: sample(resources),
+    persistentVolumes: [
+      pv("pvc-1"),
+      pv("pvc-2", { claimRef: { namespace: "default", name: "logs", uid: "u2" } }),
+    ],
+    volumeAttachments: [va("csi-1", "pvc-1", "node-b"), va("csi-2", "pvc-2", "node-b")],
+    peers: new Map([[
+      "node-b",
+      peer(node("node-b"), [
+        pod("app", { volumes: [pvcVolume("data"), { ...pvcVolume("logs"), name: "logs" }] }),
+      ]),
+    ]]),
+  });
+  const m = memory({ failOverSince: { "pvc-1/node-b": T0 - 5_000, "pvc-2/node-b": T0 - 5_000 } });
+  assert.deepEqual(summary(decide(s, m, options(), T0).plan), [
+    "taint-node node-b drbd.linbit.com/lost-quorum",
+    "evict-pod default/app",
+    "delete-volume-attachment csi-1",
+    "delete-volume-attachment csi-2",
+  ]);
+});
+
+Deno.test("decide: a resource backing two PVs fails over both claims", () => {
+  const s = failOverScene({
+    persistentVolumes: [
+      pv("pv-a", { volumeHandle: "pvc-1/0" }),
+      pv("pv-b", {
+        volumeHandle: "pvc-1/1",
+        claimRef: { namespace: "default", name: "second", uid: "u2" },
+      }),
+    ],
+    peerPods: [pod("app"), pod("two", { volumes: [pvcVolume("second")] })],
+    volumeAttachments: [va("csi-a", "pv-a", "node-b"), va("csi-b", "pv-b", "node-b")],
+  });
+  const decision = decide(
+    s,
+    memory({ failOverSince: { "pvc-1/node-b": T0 - 5_000 } }),
+    options(),
+    T0,
+  );
+  assert.deepEqual(summary(decision.plan), [
+    "taint-node node-b drbd.linbit.com/lost-quorum",
+    "evict-pod default/app",
+    "evict-pod default/two",
+    "delete-volume-attachment csi-a",
+    "delete-volume-attachment csi-b",
+  ]);
+  assert.equal(decision.verdicts[0].persistentVolume, "pv-a, pv-b");
+  assert.equal(decision.verdicts[0].claim, "default/data, default/second");
+});
