@@ -89,7 +89,19 @@ export function lostPeers(
 /** Judge one resource: wait, fail over its lost peers, or say why not. */
 export function failOver(view: ResourceView, ctx: RuleContext): RuleOutcome {
   const gate = failOverApplies(view);
-  if (!gate.applies) return { actions: [], notes: gate.note ? [gate.note] : [] };
+  if (!gate.applies) {
+    if (gate.note) return noted(gate.note);
+    // Not a candidate because of its role: still show lost peers in the verdict.
+    const why = view.resource.role === "Primary"
+      ? "this node is Primary"
+      : "this node may not promote";
+    return {
+      actions: [],
+      notes: lostPeers(view.resource, ctx.snapshot).map((p) =>
+        `peer ${p.node}: ${p.connection.connectionState} (${why})`
+      ),
+    };
+  }
   const claims = claimsOf(view);
   const consumers = knownConsumers(claims, ctx.snapshot);
   if (consumers.length > 0 && consumers.every((p) => podUsesClaimsReadOnly(p, claims))) {
@@ -169,6 +181,7 @@ function judgePeer(
   const situation = {
     resource,
     reporter: ctx.snapshot.nodeName,
+    gracePeriodSeconds: ctx.options.gracePeriodSeconds,
     node,
     state,
     volumes: [...volumes].join(", "),
@@ -188,7 +201,7 @@ function judgePeer(
     if (skip) {
       skipped.push(`skip pod ${podKey(pod)}: ${skip}`);
     } else {
-      actions.push(removePod(pod, situation, ctx));
+      actions.push(removePod(pod, situation));
     }
   }
   for (const va of attachments) actions.push(detach(va, situation));
@@ -206,6 +219,7 @@ function judgePeer(
 interface Situation {
   resource: string;
   reporter: string;
+  gracePeriodSeconds: number;
   node: NodeInfo;
   state: string;
   volumes: string;
@@ -250,7 +264,7 @@ function taintPeer(s: Situation): Action {
   };
 }
 
-function removePod(pod: PodInfo, s: Situation, ctx: RuleContext): Action {
+function removePod(pod: PodInfo, s: Situation): Action {
   const ref: PodRef = { namespace: pod.namespace, name: pod.name, uid: pod.uid };
   const why = `Pod ${podKey(pod)} on node ${s.node.name} uses volume ${s.volumes}, ` +
     `whose DRBD resource ${s.resource} has been disconnected from that node (${s.state}) ` +
@@ -259,7 +273,7 @@ function removePod(pod: PodInfo, s: Situation, ctx: RuleContext): Action {
     return {
       kind: "evict-pod",
       pod: ref,
-      gracePeriodSeconds: ctx.options.gracePeriodSeconds,
+      gracePeriodSeconds: s.gracePeriodSeconds,
       resource: s.resource,
       reason: `${why}, so it is evicted to restart on a node with quorum.`,
       events: [warningEvent(podTarget(ref), {

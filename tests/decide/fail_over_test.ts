@@ -2,6 +2,8 @@ import assert from "node:assert/strict";
 import { decide } from "../../lib/decide/mod.ts";
 import type { Memory, Snapshot } from "../../lib/decide/types.ts";
 import type { Options } from "../../lib/options.ts";
+import { slimPersistentVolume } from "../../lib/kube/objects.ts";
+import type { V1ObjectReference, V1PersistentVolume } from "@kubernetes/client-node";
 import {
   connection,
   drbdResource,
@@ -291,6 +293,13 @@ const noFailOver: Case[] = [
     name: "may not promote (a Primary elsewhere or no UpToDate data)",
     snapshot: failOverScene({ resource: { mayPromote: false } }),
     plan: [],
+    verdict: "peer node-b: Connecting (this node may not promote)",
+  },
+  {
+    name: "this node is Primary",
+    snapshot: failOverScene({ resource: { role: "Primary", mayPromote: false } }),
+    plan: [],
+    verdict: "peer node-b: Connecting (this node is Primary)",
   },
   {
     name: "may_promote unknown",
@@ -581,3 +590,48 @@ Deno.test("fail-over: the caller's memory is not modified", () => {
   assert.notEqual(decision.memory.failOverSince, before.failOverSince);
   assert.equal(decision.memory.failOvers.get("pvc-1")?.count, 1);
 });
+
+/** A LINSTOR PV as the API server sends it, with the given claimRef. */
+function apiPersistentVolume(claimRef: V1ObjectReference): V1PersistentVolume {
+  return {
+    metadata: { name: "pvc-1", uid: "uid-pv-pvc-1" },
+    spec: { csi: { driver: "linstor.csi.linbit.com", volumeHandle: "pvc-1" }, claimRef },
+  };
+}
+
+const claimRefCases = [
+  {
+    name: "claimRef of kind PersistentVolumeClaim",
+    claimRef: {
+      kind: "PersistentVolumeClaim",
+      apiVersion: "v1",
+      namespace: "default",
+      name: "data",
+    },
+    plan: fullFailOver,
+  },
+  {
+    name: "claimRef with empty kind and apiVersion (older binders)",
+    claimRef: { kind: "", apiVersion: "", namespace: "default", name: "data" },
+    plan: fullFailOver,
+  },
+  {
+    name: "claimRef without kind and apiVersion",
+    claimRef: { namespace: "default", name: "data" },
+    plan: fullFailOver,
+  },
+  {
+    name: "claimRef of another kind is no claim",
+    claimRef: { kind: "Other", apiVersion: "example.com/v1", namespace: "default", name: "data" },
+    plan: [],
+  },
+];
+
+for (const c of claimRefCases) {
+  Deno.test(`fail-over: ${c.name}`, () => {
+    const slim = slimPersistentVolume(apiPersistentVolume(c.claimRef));
+    assert.ok(slim);
+    const decision = decide(failOverScene({ persistentVolumes: [slim] }), expired(), options(), T0);
+    assert.deepEqual(summary(decision.plan), c.plan);
+  });
+}
