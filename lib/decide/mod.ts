@@ -11,6 +11,14 @@
  * data, no repeats within `operationsTimeout`, fail-over backoff) lives in
  * `protection.ts`.
  *
+ * Fixed numbers (see `protection.ts`): DRBD state older than
+ * `2 × drbdStatusInterval + failOverTimeout` is stale; a resource that failed
+ * over `n` times waits `failOverTimeout × 2^n` (at most 5 minutes, never less
+ * than `failOverTimeout`) before its next fail-over, and its count starts from
+ * zero 50 minutes after its last fail-over. Timers fire when they reach their
+ * limit (`elapsed >= limit`); an action issued exactly `operationsTimeout` ago
+ * may be issued again.
+ *
  * @module
  */
 
