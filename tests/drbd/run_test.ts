@@ -7,7 +7,7 @@ import {
   spawnDrbdsetup,
 } from "../../lib/drbd/run.ts";
 import { parseEvents2Dump } from "../../lib/drbd/events2.ts";
-import { FakeDrbd } from "../sim/drbd/fake_drbd.ts";
+import { FakeDrbd, runningPids } from "../sim/drbd/fake_drbd.ts";
 import { r0 } from "./samples.ts";
 
 const TIMEOUT_MS = 10_000;
@@ -40,12 +40,7 @@ async function withScript(
 }
 
 async function processGone(pid: number): Promise<boolean> {
-  try {
-    const stat = await Deno.readTextFile(`/proc/${pid}/stat`);
-    return /^\d+ \(.*\) Z/.test(stat);
-  } catch {
-    return true;
-  }
+  return (await runningPids([pid])).length === 0;
 }
 
 async function rejection(promise: Promise<unknown>): Promise<DrbdsetupError> {
