@@ -55,6 +55,7 @@ export type Events2Line =
 
 /** A line that could not be parsed or applied. */
 export interface Events2Error {
+  /** Marks the error variant. */
   kind: "error";
   /** The offending line as received. */
   line: string;

@@ -65,12 +65,6 @@ export interface FakeFailure {
   stderr: string;
 }
 
-/** drbdsetup's stderr when the module cannot be loaded (§5.3), for a given kernel release. */
-export function moduleMissingStderr(kernelRelease: string): string {
-  return `modprobe: FATAL: Module drbd not found in directory /lib/modules/${kernelRelease}\n` +
-    "Failed to modprobe drbd (No such file or directory)\n";
-}
-
 /**
  * The ones of `pids` that still exist. Asks bash (`kill -0`), because Deno
  * does not let tests read /proc/PID unless they run with a bare --allow-all.
