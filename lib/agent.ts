@@ -100,9 +100,9 @@ export async function runAgent(
   Deno.addSignalListener("SIGTERM", onSignal);
   Deno.addSignalListener("SIGINT", onSignal);
 
-  // The loop is created first so the edges can wake it.
-  let loop: AgentLoop | undefined;
-  const wake = () => loop?.wake();
+  // The edges wake the loop, which is created after them.
+  const wakeTarget: { loop?: AgentLoop } = {};
+  const wake = () => wakeTarget.loop?.wake();
   const sampler = new DrbdSampler({
     statusIntervalMs: options.drbdStatusInterval,
     timeoutMs: options.operationsTimeout,
@@ -133,7 +133,7 @@ export async function runAgent(
     operationsTimeoutMs: options.operationsTimeout,
     log: logger("act"),
   });
-  loop = new AgentLoop({
+  const loop = new AgentLoop({
     options,
     sampleDrbd: () => sampler.sample(),
     readCluster: () => readCluster(caches),
@@ -147,7 +147,7 @@ export async function runAgent(
       metrics.lastGoodCycle.set(report.endedAt / 1000);
       metrics.cachesSynced.set(report.snapshot.cachesSynced ? 1 : 0);
       metrics.heldBack.reset();
-      if (report.decision.heldBack) metrics.heldBack.set({ reason: report.decision.heldBack }, 1);
+      for (const code of report.decision.heldBackCodes) metrics.heldBack.set({ reason: code }, 1);
       for (const e of report.executed) {
         metrics.actions.inc({ kind: e.action.kind, result: e.result });
       }
@@ -156,11 +156,12 @@ export async function runAgent(
   });
   const health = options.healthBindAddress
     ? serveHealth(options.healthBindAddress, {
-      health: () => healthOf(options, loop!, caches, now),
+      health: () => healthOf(options, loop, caches, now),
       metrics: () => metrics.registry.render(),
     }, (addr) => log.info(`serving /healthz and /metrics on ${addr.hostname}:${addr.port}`))
     : undefined;
 
+  wakeTarget.loop = loop;
   sampler.start();
   caches.start();
   try {

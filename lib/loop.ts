@@ -115,13 +115,12 @@ export class AgentLoop {
       return;
     }
     await new Promise<void>((resolve) => {
-      const timer = setTimeout(finish, maxMs);
-      const self = this;
-      function finish() {
+      const finish = () => {
         clearTimeout(timer);
-        self.#wakeUp = undefined;
+        this.#wakeUp = undefined;
         resolve();
-      }
+      };
+      const timer = setTimeout(finish, maxMs);
       this.#wakeUp = finish;
     });
     this.#wakeRequested = false;

@@ -9,7 +9,9 @@ export async function waitFor(
   const deadline = performance.now() + timeoutMs;
   while (true) {
     if (await condition()) return;
-    if (performance.now() > deadline) throw new Error(`timed out after ${timeoutMs}ms waiting for: ${what}`);
+    if (performance.now() > deadline) {
+      throw new Error(`timed out after ${timeoutMs}ms waiting for: ${what}`);
+    }
     await new Promise((resolve) => setTimeout(resolve, 20));
   }
 }

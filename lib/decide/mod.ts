@@ -138,7 +138,9 @@ export function decide(
   const plan = withoutDuplicates(kept);
 
   const heldBackReasons = [...untrusted, ...(paused ? [paused] : [])];
-  const heldBack = heldBackReasons.length > 0 ? heldBackReasons.join("; ") : undefined;
+  const heldBack = heldBackReasons.length > 0
+    ? heldBackReasons.map((r) => r.message).join("; ")
+    : undefined;
   const verdicts: ResourceVerdict[] = views.map((view) => {
     const claims = claimsOf(view);
     const resourceNotes = notes.get(view.resource.name) ?? [];
@@ -156,7 +158,13 @@ export function decide(
     };
   });
 
-  return { plan: heldBack ? [] : plan, memory: ctx.next, verdicts, heldBack };
+  return {
+    plan: heldBack ? [] : plan,
+    memory: ctx.next,
+    verdicts,
+    heldBack,
+    heldBackCodes: heldBackReasons.map((r) => r.code),
+  };
 }
 
 /**

@@ -41,39 +41,57 @@ export function drbdStalenessBound(options: Options): number {
   return 2 * options.drbdStatusInterval + options.failOverTimeout;
 }
 
+/** A reason to hold back all actions: a stable code (for metrics) and a sentence. */
+export interface HeldBack {
+  /** `own-node-unknown`, `caches-not-synced`, `drbd-unavailable`, `drbd-stale` or `paused`. */
+  code: string;
+  /** What a human reads in logs and `status`. */
+  message: string;
+}
+
 /**
  * Why the snapshot cannot be trusted (empty when it can): the own Node is
  * unknown, the caches have not synced, DRBD could not be read, or the DRBD
  * state is older than `drbdStalenessBound`.
  */
-export function untrustedReasons(snapshot: Snapshot, options: Options, now: number): string[] {
-  const reasons: string[] = [];
+export function untrustedReasons(snapshot: Snapshot, options: Options, now: number): HeldBack[] {
+  const reasons: HeldBack[] = [];
   if (snapshot.ownNode === undefined) {
-    reasons.push(`own Node ${snapshot.nodeName} is not known`);
+    reasons.push({
+      code: "own-node-unknown",
+      message: `own Node ${snapshot.nodeName} is not known`,
+    });
   }
   if (!snapshot.cachesSynced) {
-    reasons.push("Kubernetes caches have not synced yet");
+    reasons.push({ code: "caches-not-synced", message: "Kubernetes caches have not synced yet" });
   }
   if (snapshot.drbd.availability !== "ok") {
     const why = snapshot.drbd.message ? `: ${snapshot.drbd.message}` : "";
-    reasons.push(`DRBD state unavailable (${snapshot.drbd.availability})${why}`);
+    reasons.push({
+      code: "drbd-unavailable",
+      message: `DRBD state unavailable (${snapshot.drbd.availability})${why}`,
+    });
   } else {
     const age = now - snapshot.drbd.confirmedAt;
     const bound = drbdStalenessBound(options);
     if (age > bound) {
-      reasons.push(
-        `DRBD state is stale: last confirmed ${formatDuration(age)} ago, ` +
+      reasons.push({
+        code: "drbd-stale",
+        message: `DRBD state is stale: last confirmed ${formatDuration(age)} ago, ` +
           `limit ${formatDuration(bound)}`,
-      );
+      });
     }
   }
   return reasons;
 }
 
 /** Why actions are paused on this node, or undefined. */
-export function pauseReason(snapshot: Snapshot): string | undefined {
+export function pauseReason(snapshot: Snapshot): HeldBack | undefined {
   if (!snapshot.ownNode?.actionsPaused) return undefined;
-  return `actions paused by annotation ${pauseAnnotation} on node ${snapshot.ownNode.name}`;
+  return {
+    code: "paused",
+    message: `actions paused by annotation ${pauseAnnotation} on node ${snapshot.ownNode.name}`,
+  };
 }
 
 /** Evictions, pod deletions, VolumeAttachment deletions and forced demotions. */

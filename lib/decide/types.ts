@@ -206,6 +206,8 @@ export interface Decision {
   verdicts: ResourceVerdict[];
   /** When the agent did nothing on purpose for a node-wide reason (stale data, pause). */
   heldBack: string | undefined;
+  /** Stable codes of those reasons, for metrics (e.g. `caches-not-synced`, `paused`). */
+  heldBackCodes: string[];
 }
 
 /** Key under which `Memory.failOverSince` stores a resource/peer pair. */

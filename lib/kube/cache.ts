@@ -71,6 +71,8 @@ interface WatchEvent {
   };
 }
 
+const retryAfterCapMs = 60_000;
+
 /** A list+watch cache of slim objects. */
 export class ListWatchCache<T> {
   readonly #opts: CacheOptions<T>;
@@ -168,7 +170,9 @@ export class ListWatchCache<T> {
         needList = true;
         let wait = backoff;
         if (err instanceof ApiError && err.retryAfterSeconds !== undefined) {
-          wait = Math.max(wait, Math.min(err.retryAfterSeconds * 1000, max));
+          // The server's own request wins over our backoff (bounded, so a
+          // bogus header cannot park the cache for long).
+          wait = Math.max(wait, Math.min(err.retryAfterSeconds * 1000, retryAfterCapMs));
         }
         o.log.warn(`${o.name}: ${errorMessage(err)}; retrying in ${Math.round(wait)}ms`);
         await this.#sleep(wait);
