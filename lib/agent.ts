@@ -29,7 +29,9 @@ import { version } from "./version.ts";
 function connect(options: Options, observe?: (verb: string, code: string) => void) {
   return KubeClient.connect({
     kubeconfig: options.kubeconfig,
-    requestTimeoutMs: options.requestTimeout,
+    // No request may hang a decision cycle: 0 (the default) falls back to
+    // the operations timeout.
+    requestTimeoutMs: options.requestTimeout || options.operationsTimeout,
     observe,
   });
 }

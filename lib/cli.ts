@@ -192,7 +192,7 @@ const flagSpecs: readonly FlagSpec[] = [
   durationFlag(
     "request-timeout",
     "requestTimeout",
-    "Timeout of one Kubernetes API request, watches excepted; 0 means none",
+    "Timeout of one Kubernetes API request, watches excepted; 0 means the operations timeout",
   ),
   durationFlag(
     "resync-interval",

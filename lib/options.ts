@@ -24,7 +24,7 @@ export interface Options {
   operationsTimeout: number;
   /** Maximum time between two decision cycles. */
   reconcileInterval: number;
-  /** Timeout of a single Kubernetes API request; 0 means none (watches excepted). */
+  /** Timeout of a single Kubernetes API request (watches excepted); 0 means `operationsTimeout`. */
   requestTimeout: number;
   /** Period of a full relist of every watched kind. */
   resyncInterval: number;

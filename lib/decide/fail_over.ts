@@ -196,15 +196,25 @@ function judgePeer(
       actions.push(taintPeer(situation));
     }
   }
+  const leftAlone: string[] = [];
   for (const pod of podsThere) {
     const skip = podExemption(pod, { node, ctx });
     if (skip) {
       skipped.push(`skip pod ${podKey(pod)}: ${skip}`);
+      if (skip !== alreadyTerminating) leftAlone.push(podKey(pod));
     } else {
       actions.push(removePod(pod, situation));
     }
   }
-  for (const va of attachments) actions.push(detach(va, situation));
+  for (const va of attachments) {
+    // A pod that is left alone keeps its volume: detaching it would take
+    // the storage from under a pod nobody replaces.
+    if (leftAlone.length > 0) {
+      skipped.push(`keep VolumeAttachment ${va.name}: still used by ${leftAlone.join(", ")}`);
+    } else {
+      actions.push(detach(va, situation));
+    }
+  }
   const parts = [...actions.map(describe), ...skipped];
   return {
     actions,
@@ -241,9 +251,11 @@ function podExemption(
     const unsafe = unsafeVolumes(pod, ctx.snapshot.persistentVolumes);
     if (unsafe.length > 0) return `volumes not known to be safe to move: ${unsafe.join(", ")}`;
   }
-  if (pod.deletionTimestamp !== undefined && node.ready) return "already terminating";
+  if (pod.deletionTimestamp !== undefined && node.ready) return alreadyTerminating;
   return undefined;
 }
+
+const alreadyTerminating = "already terminating";
 
 function taintPeer(s: Situation): Action {
   return {

@@ -87,13 +87,13 @@ const afterTimeout: Case[] = [
   {
     name: "pod with ignore annotation is left alone",
     snapshot: failOverScene({ peerPods: [pod("app", { ignoreFailOver: true })] }),
-    plan: [`taint-node node-b ${lostQuorum}`, "delete-volume-attachment csi-b"],
+    plan: [`taint-node node-b ${lostQuorum}`],
     verdict: "skip pod default/app: has the ignore-fail-over annotation",
   },
   {
     name: "owner-less pod is left alone",
     snapshot: failOverScene({ peerPods: [pod("app", { hasOwner: false })] }),
-    plan: [`taint-node node-b ${lostQuorum}`, "delete-volume-attachment csi-b"],
+    plan: [`taint-node node-b ${lostQuorum}`],
     verdict: "skip pod default/app: has no owner",
   },
   {
@@ -105,7 +105,7 @@ const afterTimeout: Case[] = [
         }),
       ],
     }),
-    plan: [`taint-node node-b ${lostQuorum}`, "delete-volume-attachment csi-b"],
+    plan: [`taint-node node-b ${lostQuorum}`],
     verdict: "logs (hostPath)",
   },
   {
@@ -135,7 +135,7 @@ const afterTimeout: Case[] = [
         }),
       ],
     }),
-    plan: [`taint-node node-b ${lostQuorum}`, "delete-volume-attachment csi-b"],
+    plan: [`taint-node node-b ${lostQuorum}`],
     verdict: "claim local not on linstor.csi.linbit.com",
   },
   {
@@ -206,7 +206,8 @@ const afterTimeout: Case[] = [
       peerNode: node("node-b", { ready: false }),
       peerPods: [pod("app", { deletionTimestamp: "2027-01-15T08:00:00Z", ignoreFailOver: true })],
     }),
-    plan: [`taint-node node-b ${lostQuorum}`, "delete-volume-attachment csi-b"],
+    plan: [`taint-node node-b ${lostQuorum}`],
+    verdict: "keep VolumeAttachment csi-b: still used by default/app",
   },
   {
     name: "only a VolumeAttachment left: taint and detach",
