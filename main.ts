@@ -7,6 +7,7 @@
  * @module
  */
 
+import "./lib/quiet.ts";
 import { helpText, parseCommandLine, UsageError, usageHint } from "./lib/cli.ts";
 import { runAgent, runStatus } from "./lib/agent.ts";
 import { setupLogging } from "./lib/log.ts";

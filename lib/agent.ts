@@ -72,6 +72,8 @@ function healthOf(
   return { ok: true, reason: "ok" };
 }
 
+const startupSyncWaitMs = 10_000;
+
 /** Run the agent until SIGTERM/SIGINT or `signal`. Returns the exit code. */
 export async function runAgent(
   options: Options,
@@ -167,6 +169,9 @@ export async function runAgent(
   sampler.start();
   caches.start();
   try {
+    // Give the caches a moment before the first decision so a normal start
+    // does not begin with "holding back" warnings; the loop copes either way.
+    await caches.waitSynced(startupSyncWaitMs);
     await loop.run(stop.signal);
   } finally {
     Deno.removeSignalListener("SIGTERM", onSignal);
