@@ -7,7 +7,7 @@
  * @module
  */
 
-import { type Action, actionKey } from "./decide/types.ts";
+import { type Action, actionKey, describeAction } from "./decide/types.ts";
 import { errorMessage } from "./kube/client.ts";
 import type { WriteOutcome } from "./kube/writes.ts";
 import type { Log } from "./log.ts";
@@ -76,25 +76,7 @@ export interface ExecutorOptions {
   log: Log;
 }
 
-/** One line describing an action, as printed in dry-run and logged. */
-export function describeAction(action: Action): string {
-  switch (action.kind) {
-    case "taint-node":
-      return `taint node ${action.node} ${action.taint.key}:${action.taint.effect}`;
-    case "untaint-node":
-      return `remove taint ${action.taint.key}:${action.taint.effect} from node ${action.node}`;
-    case "evict-pod":
-      return `evict pod ${action.pod.namespace}/${action.pod.name} (uid ${action.pod.uid}, grace ${action.gracePeriodSeconds}s)`;
-    case "force-delete-pod":
-      return `force-delete pod ${action.pod.namespace}/${action.pod.name} (uid ${action.pod.uid}, grace 0s)`;
-    case "delete-volume-attachment":
-      return `delete volumeattachment ${action.name} (uid ${action.uid}${
-        action.gracePeriodSeconds === undefined ? "" : `, grace ${action.gracePeriodSeconds}s`
-      })`;
-    case "force-demote":
-      return `drbdsetup secondary --force ${action.resource}`;
-  }
-}
+export { describeAction };
 
 /** Carries out plans. */
 export class Executor {

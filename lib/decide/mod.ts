@@ -28,7 +28,6 @@ import { failOver, failOverApplies, lostPeers } from "./fail_over.ts";
 import { forceIo } from "./force_io.ts";
 import { ownTaints } from "./own_taints.ts";
 import {
-  describeAction,
   failOverBackoffReset,
   pauseReason,
   untrustedReasons,
@@ -39,6 +38,7 @@ import {
   type Action,
   actionKey,
   type Decision,
+  describeAction,
   type Memory,
   type ResourceVerdict,
   type Snapshot,

@@ -146,21 +146,3 @@ export function recordIssued(memory: Memory, actions: Action[], now: number): Me
     failOvers: new Map(memory.failOvers),
   };
 }
-
-/** A short description of an action, e.g. `evict pod ns/name`. */
-export function describeAction(action: Action): string {
-  switch (action.kind) {
-    case "taint-node":
-      return `taint node ${action.node} ${action.taint.key}:${action.taint.effect}`;
-    case "untaint-node":
-      return `untaint node ${action.node} ${action.taint.key}:${action.taint.effect}`;
-    case "evict-pod":
-      return `evict pod ${action.pod.namespace}/${action.pod.name}`;
-    case "force-delete-pod":
-      return `force-delete pod ${action.pod.namespace}/${action.pod.name}`;
-    case "delete-volume-attachment":
-      return `delete VolumeAttachment ${action.name}`;
-    case "force-demote":
-      return `force-demote ${action.resource}`;
-  }
-}

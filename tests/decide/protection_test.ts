@@ -189,7 +189,7 @@ const repeats: RepeatCase[] = [
     name: "eviction issued just inside the window is not repeated",
     actedAt: { "evict-pod/uid-pod-app": T0 - 59_999 },
     plan: [`taint-node node-b ${lostQuorum}`, "delete-volume-attachment csi-b"],
-    verdict: /not repeating evict pod default\/app issued 60s ago/,
+    verdict: /not repeating evict pod default\/app \(uid uid-pod-app, grace 10s\) issued 60s ago/,
   },
   {
     name: "eviction issued exactly operationsTimeout ago is repeated",
@@ -200,7 +200,7 @@ const repeats: RepeatCase[] = [
     name: "VolumeAttachment deletion is not repeated inside the window",
     actedAt: { "delete-volume-attachment/uid-va-csi-b": T0 - 1_000 },
     plan: [`taint-node node-b ${lostQuorum}`, "evict-pod default/app"],
-    verdict: /not repeating delete VolumeAttachment csi-b issued 1s ago/,
+    verdict: /not repeating delete volumeattachment csi-b \(uid [^)]*\) issued 1s ago/,
   },
   {
     name: "a replaced pod (new UID) is not held back by the old one's record",
