@@ -292,3 +292,72 @@ export async function metricValue(
   const line = text.split("\n").find((l) => l.startsWith(prefix));
   return line === undefined ? undefined : Number(line.slice(line.lastIndexOf(" ") + 1));
 }
+
+/** What a finished `main.ts` process printed and how it exited. */
+export interface CommandResult {
+  /** Exit code. */
+  code: number;
+  /** Everything printed on stdout. */
+  stdout: string;
+  /** Everything printed on stderr. */
+  stderr: string;
+}
+
+/**
+ * Run `main.ts` to completion (`status`, `--help`, ...) with the production
+ * permission flags; with `server`, network access to it and read access to
+ * its kubeconfig instead (as for `startAgent`); with `drbd`, the fake
+ * drbdsetup on PATH.
+ */
+export async function runMain(
+  args: string[],
+  cluster: { server?: ApiServer; drbd?: FakeDrbd } = {},
+): Promise<CommandResult> {
+  let flags = await productionFlags();
+  if (cluster.server !== undefined) {
+    const api = new URL(cluster.server.url);
+    flags = await testFlags(
+      `${api.hostname}:${api.port}`,
+      `127.0.0.1:${freePort()}`,
+      cluster.server.kubeconfigPath,
+    );
+  }
+  const output = await new Deno.Command(Deno.execPath(), {
+    args: ["run", ...flags, `${repo}main.ts`, ...args],
+    cwd: repo,
+    env: cluster.drbd?.env,
+    stdin: "null",
+  }).output();
+  const decoder = new TextDecoder();
+  return {
+    code: output.code,
+    stdout: decoder.decode(output.stdout),
+    stderr: decoder.decode(output.stderr),
+  };
+}
+
+/** The agent's /healthz answer. */
+export async function healthz(agent: AgentProcess): Promise<{ status: number; body: string }> {
+  const response = await fetch(`${agent.healthUrl}/healthz`);
+  return { status: response.status, body: await response.text() };
+}
+
+/**
+ * The value of the metric `name` whose labels include all of `labels` (any
+ * order), or undefined when /metrics has no such series.
+ */
+export async function metricSample(
+  agent: AgentProcess,
+  name: string,
+  labels: Record<string, string> = {},
+): Promise<number | undefined> {
+  const text = await (await fetch(`${agent.healthUrl}/metrics`)).text();
+  const wanted = Object.entries(labels).map(([k, v]) => `${k}=${JSON.stringify(v)}`);
+  for (const line of text.split("\n")) {
+    const match = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$/.exec(line);
+    if (match === null || match[1] !== name) continue;
+    const have = match[2] ?? "";
+    if (wanted.every((pair) => have.split(",").includes(pair))) return Number(match[3]);
+  }
+  return undefined;
+}
