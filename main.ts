@@ -28,7 +28,7 @@ async function main(args: string[]): Promise<number> {
     parsed = parseCommandLine(args, { NODE_NAME: env("NODE_NAME"), KUBECONFIG: env("KUBECONFIG") });
   } catch (err) {
     if (err instanceof UsageError) {
-      console.error(`ha-controller: ${err.message}\n${usageHint}`);
+      console.error(`ha-controller: ${err.message} (${usageHint})`);
       return 2;
     }
     throw err;

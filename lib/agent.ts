@@ -64,7 +64,9 @@ function healthOf(
   }
   const problems = caches.problems();
   if (problems.length > 0) {
-    return { ok: false, reason: `caches not synced: ${problems.join("; ")}` };
+    // One short line per cache; the full error is in the logs.
+    const short = problems.map((p) => p.length > 160 ? `${p.slice(0, 157)}...` : p);
+    return { ok: false, reason: `caches not synced: ${short.join("; ")}` };
   }
   if (caches.ownNode.size === 0) {
     return { ok: false, reason: `node ${options.nodeName} does not exist in the cluster` };
