@@ -8,7 +8,7 @@
  */
 
 import { type Action, actionKey, describeAction } from "./decide/types.ts";
-import { errorMessage } from "./kube/client.ts";
+import { ApiError, errorMessage } from "./kube/client.ts";
 import type { WriteOutcome } from "./kube/writes.ts";
 import type { Log } from "./log.ts";
 
@@ -58,6 +58,8 @@ export interface ExecutedAction {
   result: ActionResult;
   /** Error text when failed. */
   error?: string;
+  /** When failed: how long the server asked us to wait (Retry-After), if it did. */
+  retryAfterSeconds?: number;
   /** Time the action was issued (ms since epoch). */
   issuedAt: number;
 }
@@ -76,8 +78,6 @@ export interface ExecutorOptions {
   log: Log;
 }
 
-export { describeAction };
-
 /** Carries out plans. */
 export class Executor {
   readonly #actuators: Actuators;
@@ -90,9 +90,20 @@ export class Executor {
     this.#opts = options;
   }
 
-  /** Run all actions of a plan concurrently; never throws. */
-  execute(plan: Action[]): Promise<ExecutedAction[]> {
-    return Promise.all(plan.map((action) => this.#one(action)));
+  /**
+   * Run a plan; never throws. Actions run in three phases, concurrently
+   * within each: taints first (so a replacement cannot be scheduled back
+   * onto a lost node), then pod removals and demotions, then
+   * VolumeAttachment deletions (after the pods that used them). A failure in
+   * one phase does not stop the next: every action is judged on its own.
+   */
+  async execute(plan: Action[]): Promise<ExecutedAction[]> {
+    const results: ExecutedAction[] = [];
+    for (const phase of [0, 1, 2]) {
+      const now = plan.filter((action) => phaseOf(action) === phase);
+      results.push(...await Promise.all(now.map((action) => this.#one(action))));
+    }
+    return results;
   }
 
   async #one(action: Action): Promise<ExecutedAction> {
@@ -121,10 +132,9 @@ export class Executor {
       return { action, result: outcome, issuedAt };
     } catch (err) {
       const error = errorMessage(err);
-      this.#opts.log.warn(`failed to ${text}: ${error}; will retry next cycle`, {
-        reason: action.reason,
-      });
-      return { action, result: "failed", error, issuedAt };
+      this.#opts.log.warn(`failed to ${text}: ${error}; will retry`, { reason: action.reason });
+      const retryAfterSeconds = err instanceof ApiError ? err.retryAfterSeconds : undefined;
+      return { action, result: "failed", error, retryAfterSeconds, issuedAt };
     }
   }
 
@@ -164,6 +174,20 @@ export class Executor {
         );
       }
     }
+  }
+}
+
+function phaseOf(action: Action): number {
+  switch (action.kind) {
+    case "taint-node":
+    case "untaint-node":
+      return 0;
+    case "evict-pod":
+    case "force-delete-pod":
+    case "force-demote":
+      return 1;
+    case "delete-volume-attachment":
+      return 2;
   }
 }
 

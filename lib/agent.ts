@@ -15,15 +15,17 @@ import {
   KubeCaches,
   KubeClient,
   KubeWriter,
+  slimNode,
   type WriteOutcome,
 } from "./kube/mod.ts";
 import { type Log, logger } from "./log.ts";
 import { AgentLoop, type ClusterView } from "./loop.ts";
-import { createAgentMetrics, updateDrbdMetrics } from "./metrics.ts";
+import { createAgentMetrics, setHeldBack, updateDrbdMetrics } from "./metrics.ts";
 import type { Options } from "./options.ts";
 import { buildStatus, renderStatusTable } from "./status.ts";
 import type { OutputFormat } from "./cli.ts";
-import { programName } from "./names.ts";
+import { pauseAnnotation, programName } from "./names.ts";
+import type { V1Node } from "@kubernetes/client-node";
 import { version } from "./version.ts";
 
 function connect(options: Options, observe?: (verb: string, code: string) => void) {
@@ -55,8 +57,12 @@ function healthOf(
 ): { ok: boolean; reason: string } {
   const bound = options.reconcileInterval + options.operationsTimeout;
   const last = loop.lastCycleEndedAt;
-  if (last === 0) return { ok: false, reason: "no decision cycle has finished yet" };
-  if (now() - last > bound) {
+  const running = loop.cycleStartedAt;
+  // A cycle still running counts as progress as long as it started within
+  // the bound: a slow fail-over must not get the agent killed half-way.
+  const progressAt = running !== undefined ? Math.max(last, running) : last;
+  if (progressAt === 0) return { ok: false, reason: "no decision cycle has finished yet" };
+  if (now() - progressAt > bound) {
     return {
       ok: false,
       reason: `last decision cycle ended ${Math.round((now() - last) / 1000)}s ago`,
@@ -64,9 +70,7 @@ function healthOf(
   }
   const problems = caches.problems();
   if (problems.length > 0) {
-    // One short line per cache; the full error is in the logs.
-    const short = problems.map((p) => p.length > 160 ? `${p.slice(0, 157)}...` : p);
-    return { ok: false, reason: `caches not synced: ${short.join("; ")}` };
+    return { ok: false, reason: `caches not synced: ${problems.join("; ")}` };
   }
   if (caches.ownNode.size === 0) {
     return { ok: false, reason: `node ${options.nodeName} does not exist in the cluster` };
@@ -75,6 +79,27 @@ function healthOf(
 }
 
 const startupSyncWaitMs = 10_000;
+
+/**
+ * Re-read the own Node right before destructive actions: the pause
+ * annotation must win even if the watch lags. Unreadable → veto.
+ */
+async function confirmNotPaused(client: KubeClient, nodeName: string): Promise<string | undefined> {
+  try {
+    const raw = await client.request<V1Node>(
+      "get",
+      "GET",
+      `/api/v1/nodes/${encodeURIComponent(nodeName)}`,
+    );
+    const node = slimNode(raw);
+    if (node === undefined) return `node ${nodeName} is malformed`;
+    return node.actionsPaused
+      ? `actions paused by annotation ${pauseAnnotation} on node ${nodeName}`
+      : undefined;
+  } catch (err) {
+    return `cannot confirm that node ${nodeName} is not paused: ${errorMessage(err)}`;
+  }
+}
 
 /** Run the agent until SIGTERM/SIGINT or `signal`. Returns the exit code. */
 export async function runAgent(
@@ -144,28 +169,42 @@ export async function runAgent(
     sampleDrbd: () => sampler.sample(),
     readCluster: () => readCluster(caches),
     fetchPeer: (node) => fetchPeer(client, node),
+    confirmPlan: () => confirmNotPaused(client, options.nodeName),
     executor,
     now,
     log: logger("loop"),
     onCycle: (report) => {
       updateDrbdMetrics(metrics, report.snapshot.drbd);
       metrics.loopCycleSeconds.observe((report.endedAt - report.startedAt) / 1000);
-      metrics.lastGoodCycle.set(report.endedAt / 1000);
+      // "Good" means the agent could decide on complete, fresh data.
+      if (report.decision.heldBackCodes.length === 0) {
+        metrics.lastGoodCycle.set(report.endedAt / 1000);
+      }
       metrics.cachesSynced.set(report.snapshot.cachesSynced ? 1 : 0);
-      metrics.heldBack.reset();
-      for (const code of report.decision.heldBackCodes) metrics.heldBack.set({ reason: code }, 1);
+      setHeldBack(metrics, report.decision.heldBackCodes);
       for (const e of report.executed) {
         metrics.actions.inc({ kind: e.action.kind, result: e.result });
       }
       for (const s of report.failOverReactions) metrics.failOverReaction.observe(s);
     },
   });
-  const health = options.healthBindAddress
-    ? serveHealth(options.healthBindAddress, {
-      health: () => healthOf(options, loop, caches, now),
-      metrics: () => metrics.registry.render(),
-    }, (addr) => log.info(`serving /healthz and /metrics on ${addr.hostname}:${addr.port}`))
-    : undefined;
+  let health: ReturnType<typeof serveHealth> | undefined;
+  try {
+    health = options.healthBindAddress
+      ? serveHealth(options.healthBindAddress, {
+        health: () => healthOf(options, loop, caches, now),
+        metrics: () => metrics.registry.render(),
+      }, (addr) => log.info(`serving /healthz and /metrics on ${addr.hostname}:${addr.port}`))
+      : undefined;
+  } catch (err) {
+    log.error(
+      `cannot serve /healthz and /metrics on ${options.healthBindAddress}: ${errorMessage(err)}`,
+    );
+    Deno.removeSignalListener("SIGTERM", onSignal);
+    Deno.removeSignalListener("SIGINT", onSignal);
+    client.close();
+    return 1;
+  }
 
   wakeTarget.loop = loop;
   sampler.start();

@@ -13,6 +13,7 @@ import { parseArgs } from "node:util";
 import { DurationError, formatDuration, parseDuration } from "./duration.ts";
 import { defaultOptions, type Options } from "./options.ts";
 import { version } from "./version.ts";
+import { parseBindAddress } from "./http.ts";
 
 /** A mistake on the command line; the message is one line, meant for the user. */
 export class UsageError extends Error {
@@ -227,9 +228,6 @@ const specsByName: ReadonlyMap<string, FlagSpec> = new Map(
   flagSpecs.map((spec) => [spec.name, spec]),
 );
 
-/** A host:port address with a port number; the host may be empty or a bracketed IPv6 address. */
-const bindAddressPattern = /^(\[[0-9A-Fa-f:.%a-zA-Z]*\]|[^:\[\]\s]*):(\d{1,5})$/;
-
 /**
  * Parses the command line (without the program name) into a command.
  *
@@ -418,8 +416,12 @@ function readValue(spec: FlagSpec, value: string): string | number {
       break;
     case "healthBindAddress": {
       if (value === "") break;
-      const match = bindAddressPattern.exec(value);
-      if (match === null || Number(match[2]) > 65535) throw invalid(spec.expected);
+      // The same parser the health server uses, so what passes here binds there.
+      try {
+        parseBindAddress(value);
+      } catch {
+        throw invalid(spec.expected);
+      }
       break;
     }
   }

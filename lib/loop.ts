@@ -11,9 +11,12 @@
 
 import type { ExecutedAction, Executor } from "./act.ts";
 import { decide, peersToInspect, recordIssued } from "./decide/mod.ts";
+import { isDestructive } from "./decide/protection.ts";
 import {
   type Action,
+  actionKey,
   type Decision,
+  describeAction,
   emptyMemory,
   type Memory,
   type PeerView,
@@ -23,6 +26,13 @@ import type { DrbdSample } from "./drbd/model.ts";
 import { errorMessage } from "./kube/client.ts";
 import type { Log } from "./log.ts";
 import type { Options } from "./options.ts";
+
+/** Minimum time between the end of one cycle and the start of the next, ms. */
+const minCycleGapMs = 100;
+/** First wait before retrying a failed action, ms. */
+const retryBackoffMinMs = 1_000;
+/** Longest wait before retrying a failed action, ms. */
+const retryBackoffMaxMs = 60_000;
 
 /** The cluster part of a snapshot, read from the caches. */
 export type ClusterView = Omit<Snapshot, "nodeName" | "drbd" | "peers">;
@@ -39,6 +49,13 @@ export interface LoopDeps {
   fetchPeer: (nodeName: string) => Promise<PeerView>;
   /** Carries out plans. */
   executor: Executor;
+  /**
+   * Asked right before a plan with destructive actions is carried out (not
+   * in dry-run); a returned reason vetoes the plan. The agent re-reads its
+   * own Node here, so a pause annotation set a moment ago is honoured even
+   * if the watch lags.
+   */
+  confirmPlan?: () => Promise<string | undefined>;
   /** Called after every cycle (metrics, status). */
   onCycle?: (report: CycleReport) => void;
   /** Clock (ms since epoch). */
@@ -69,9 +86,11 @@ export class AgentLoop {
   #memory: Memory = emptyMemory();
   #wakeRequested = false;
   #wakeUp: (() => void) | undefined;
-  #lastReport: CycleReport | undefined;
   #lastCycleEndedAt = 0;
+  #cycleStartedAt: number | undefined;
   #lastHeldBack: string | undefined;
+  #lastVeto: string | undefined;
+  #failures = new Map<string, { count: number; until: number }>();
 
   /** Create a loop; `run()` starts it. */
   constructor(deps: LoopDeps) {
@@ -84,9 +103,9 @@ export class AgentLoop {
     this.#wakeUp?.();
   }
 
-  /** The last cycle's report. */
-  get lastReport(): CycleReport | undefined {
-    return this.#lastReport;
+  /** Start of the cycle running now (ms since epoch), undefined between cycles. */
+  get cycleStartedAt(): number | undefined {
+    return this.#cycleStartedAt;
   }
 
   /** When the last cycle ended (ms since epoch), 0 if none yet. */
@@ -110,20 +129,31 @@ export class AgentLoop {
   }
 
   async #waitForWake(maxMs: number, signal: AbortSignal): Promise<void> {
-    if (this.#wakeRequested || signal.aborted) {
+    if (signal.aborted) return;
+    // A burst of changes (a relist, a flapping link) wakes the loop many
+    // times; cycles are spaced by at least minCycleGapMs.
+    const now = this.#deps.now ?? Date.now;
+    const gap = this.#lastCycleEndedAt + minCycleGapMs - now();
+    if (this.#wakeRequested) {
+      if (gap > 0) await this.#sleep(gap);
       this.#wakeRequested = false;
       return;
     }
-    await new Promise<void>((resolve) => {
+    await this.#sleep(maxMs);
+    this.#wakeRequested = false;
+  }
+
+  /** Sleep up to `ms`; `wake()` or abort ends it early (outside the debounce). */
+  #sleep(ms: number): Promise<void> {
+    return new Promise<void>((resolve) => {
       const finish = () => {
         clearTimeout(timer);
         this.#wakeUp = undefined;
         resolve();
       };
-      const timer = setTimeout(finish, maxMs);
+      const timer = setTimeout(finish, ms);
       this.#wakeUp = finish;
     });
-    this.#wakeRequested = false;
   }
 
   /** One cycle: snapshot → decide → act → record. Never throws. */
@@ -131,21 +161,31 @@ export class AgentLoop {
     const d = this.#deps;
     const now = d.now ?? Date.now;
     const startedAt = now();
+    this.#cycleStartedAt = startedAt;
     try {
-      const partial = {
+      const wanted = peersToInspect({
         nodeName: d.options.nodeName,
         drbd: d.sampleDrbd(),
         ...d.readCluster(),
-      };
+      }, d.options);
       const peers = new Map<string, PeerView>();
-      const wanted = peersToInspect(partial, d.options);
       const views = await Promise.all(wanted.map((node) => d.fetchPeer(node)));
       wanted.forEach((node, i) => peers.set(node, views[i]));
-      const snapshot: Snapshot = { ...partial, peers };
+      // Sample again after the (awaited) peer reads, so the decision uses
+      // the newest DRBD and cache state; a peer that became lost meanwhile
+      // was not fetched and is only acted on next cycle.
+      const snapshot: Snapshot = {
+        nodeName: d.options.nodeName,
+        drbd: d.sampleDrbd(),
+        ...d.readCluster(),
+        peers,
+      };
       const decidedAt = now();
       const decision = decide(snapshot, this.#memory, d.options, decidedAt);
       this.#logHeldBack(decision.heldBack);
-      const executed = await d.executor.execute(decision.plan);
+      const plan = await this.#admit(decision.plan, decidedAt);
+      const executed = await d.executor.execute(plan);
+      this.#recordFailures(executed, now());
       const issued = executed.filter((e) => e.result === "done" || e.result === "already")
         .map((e) => e.action);
       // Dry-run records what it would have issued, so its timers and
@@ -154,7 +194,7 @@ export class AgentLoop {
         e.result === "dry-run" || e.result === "dry-run-repeat"
       )
         .map((e) => e.action);
-      const failOverReactions = reactionTimes(decision.memory, executed, startedAt);
+      const failOverReactions = reactionTimes(decision.memory, executed);
       this.#memory = recordIssued(decision.memory, [...issued, ...dryIssued], decidedAt);
       const endedAt = now();
       const report: CycleReport = {
@@ -165,13 +205,61 @@ export class AgentLoop {
         endedAt,
         failOverReactions,
       };
-      this.#lastReport = report;
       this.#lastCycleEndedAt = endedAt;
       d.onCycle?.(report);
       return report;
     } catch (err) {
       d.log.error(`decision cycle failed: ${errorMessage(err)}`);
       return undefined;
+    } finally {
+      this.#cycleStartedAt = undefined;
+    }
+  }
+
+  /**
+   * The part of a plan that may run now: actions that failed recently wait
+   * out their backoff, and a plan with destructive actions must pass
+   * `confirmPlan` (unless printing only).
+   */
+  async #admit(plan: Action[], now: number): Promise<Action[]> {
+    const d = this.#deps;
+    const ready = plan.filter((action) => {
+      const failure = this.#failures.get(actionKey(action));
+      if (failure !== undefined && failure.until > now) {
+        d.log.debug(
+          `waiting until ${new Date(failure.until).toISOString()} to retry: ${
+            describeAction(action)
+          }`,
+        );
+        return false;
+      }
+      return true;
+    });
+    if (d.options.dryRun || !d.confirmPlan || !ready.some(isDestructive)) return ready;
+    const veto = await d.confirmPlan();
+    if (veto !== this.#lastVeto) {
+      if (veto) d.log.warn(`not carrying out the plan: ${veto}`);
+      this.#lastVeto = veto;
+    }
+    return veto ? ready.filter((a) => !isDestructive(a)) : ready;
+  }
+
+  /** Failed actions back off exponentially (1 s doubling to 1 min, or the server's Retry-After). */
+  #recordFailures(executed: ExecutedAction[], now: number): void {
+    for (const e of executed) {
+      const key = actionKey(e.action);
+      if (e.result !== "failed") {
+        this.#failures.delete(key);
+        continue;
+      }
+      const count = (this.#failures.get(key)?.count ?? 0) + 1;
+      const backoff = Math.min(retryBackoffMinMs * 2 ** (count - 1), retryBackoffMaxMs);
+      const wait = Math.max(backoff, (e.retryAfterSeconds ?? 0) * 1000);
+      this.#failures.set(key, { count, until: now + wait });
+    }
+    // Forget failures of actions no longer planned once their wait is over.
+    for (const [key, failure] of this.#failures) {
+      if (failure.until + retryBackoffMaxMs < now) this.#failures.delete(key);
     }
   }
 
@@ -185,7 +273,7 @@ export class AgentLoop {
 }
 
 /** Seconds from the first sight of a lost peer to each fail-over action issued now. */
-function reactionTimes(memory: Memory, executed: ExecutedAction[], _startedAt: number): number[] {
+function reactionTimes(memory: Memory, executed: ExecutedAction[]): number[] {
   const out: number[] = [];
   for (const e of executed) {
     if (e.result !== "done") continue;

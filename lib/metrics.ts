@@ -711,13 +711,14 @@ export function updateDrbdMetrics(metrics: AgentMetrics, sample: DrbdSample): vo
 }
 
 /**
- * Shows why the agent holds back (one series with value 1), or nothing when
- * it does not. `reason` should be a short, stable word or phrase (it becomes
- * a label value), e.g. `caches-not-synced`, `drbd-unreadable`, `paused`.
+ * Shows why the agent holds back (one series with value 1 per reason), or
+ * nothing when it does not. Reasons are the decision's stable codes
+ * (`own-node-unknown`, `caches-not-synced`, `drbd-unavailable`,
+ * `drbd-stale`, `paused`), so the label set stays small.
  */
-export function setHeldBack(metrics: AgentMetrics, reason: string | undefined): void {
+export function setHeldBack(metrics: AgentMetrics, codes: readonly string[]): void {
   metrics.heldBack.reset();
-  if (reason !== undefined) metrics.heldBack.set({ reason }, 1);
+  for (const reason of codes) metrics.heldBack.set({ reason }, 1);
 }
 
 /** One series per known state, 1 for the current one; an unknown current state is added. */

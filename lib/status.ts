@@ -5,8 +5,7 @@
  * @module
  */
 
-import type { Action, Decision, Snapshot } from "./decide/types.ts";
-import { describeAction } from "./act.ts";
+import { type Action, type Decision, describeAction, type Snapshot } from "./decide/types.ts";
 
 /** One row of the status report. */
 export interface StatusRow {

@@ -319,7 +319,7 @@ Deno.test("every metric the agent promises exists once set, with its type", () =
   metrics.apiRequests.inc({ verb: "list", code: "200" });
   metrics.loopCycleSeconds.observe(0.002);
   metrics.lastGoodCycle.set(1_700_000_001);
-  setHeldBack(metrics, "caches-not-synced");
+  setHeldBack(metrics, ["caches-not-synced"]);
   metrics.cachesSynced.set(1);
   assert.deepEqual(types(metrics.registry.render()), [
     "drbd_connection_state gauge",
@@ -533,13 +533,14 @@ Deno.test("unreadable DRBD state hides the DRBD gauges; DRBD not loaded shows ze
   ]);
 });
 
-Deno.test("held back shows the current reason only", () => {
+Deno.test("held back shows the current reasons only", () => {
   const metrics = createAgentMetrics();
-  setHeldBack(metrics, "paused");
-  setHeldBack(metrics, "drbd-unreadable");
+  setHeldBack(metrics, ["paused"]);
+  setHeldBack(metrics, ["drbd-unavailable", "paused"]);
   assert.deepEqual(samples(metrics.registry.render(), "ha_controller_held_back"), [
-    'ha_controller_held_back{reason="drbd-unreadable"} 1',
+    'ha_controller_held_back{reason="drbd-unavailable"} 1',
+    'ha_controller_held_back{reason="paused"} 1',
   ]);
-  setHeldBack(metrics, undefined);
+  setHeldBack(metrics, []);
   assert.deepEqual(samples(metrics.registry.render(), "ha_controller_held_back"), []);
 });

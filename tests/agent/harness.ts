@@ -141,6 +141,7 @@ export function seedCluster(server: ApiServer): { podUid: string; vaUid: string 
         uid: pvc.metadata.uid,
       },
     },
+    status: { phase: "Bound" },
   });
   const pod = server.create({
     apiVersion: "v1",
