@@ -11,9 +11,10 @@
 
 import { type DrbdConnection, type DrbdResource, hasQuorumPolicy } from "../drbd/model.ts";
 import type { NodeInfo, PodInfo, VolumeAttachmentInfo } from "../kube/objects.ts";
-import { eventAction, eventReason } from "../names.ts";
+import { formatDuration } from "../duration.ts";
+import { eventAction, eventReason, linstorCsiDriver, pauseAnnotation } from "../names.ts";
 import {
-  formatDuration,
+  formatElapsed,
   keepTimer,
   nothing,
   type RuleContext,
@@ -42,52 +43,128 @@ import {
   unsafeVolumes,
 } from "./volumes.ts";
 
-/** A connection that is not Connected, with the Kubernetes node behind it. */
+/** A peer node DRBD lost: no connection that maps to it is Connected. */
 export interface LostPeer {
-  /** The DRBD connection. */
+  /** The first of its connections (none is Connected). */
   connection: DrbdConnection;
   /** Kubernetes node name (see `nodeOfConnection`). */
   node: string;
 }
 
+/** A peer node whose state is unknown because a connection name is ambiguous. */
+export interface UnknownPeer {
+  /** Kubernetes node name (a candidate of the ambiguous connection). */
+  node: string;
+  /** Why it is unknown, for the verdict. */
+  note: string;
+}
+
+/** The peers of a resource that DRBD lost, and those it cannot tell. */
+export interface PeerNodes {
+  /** Lost peers, one per Kubernetes node other than ours. */
+  lost: LostPeer[];
+  /** Peers that may be lost, but a connection's node is unknown: never acted on. */
+  unknown: UnknownPeer[];
+}
+
 /**
  * Whether the fail-over rule applies to a resource at all: it has a PV with
- * a claim, a quorum policy, and this node may promote it. `note` says why
- * not, when that is worth showing (a resource that is simply Primary here or
- * elsewhere is not).
+ * a claim (every claimRef of its PVs counts, see `bindingsOfResource`), a
+ * quorum policy, and this node may promote it. `note` says why not, when
+ * that is worth showing (a resource that is simply Primary here or elsewhere
+ * is not).
  */
 export function failOverApplies(
   view: ResourceView,
 ): { applies: true } | { applies: false; note: string | undefined } {
   if (view.bindings.length === 0) return { applies: false, note: "no PV for this resource" };
+  const ignored = view.bindings.filter((b) => b.claimIgnored !== undefined);
+  if (ignored.length > 0) {
+    const why = ignored.map((b) => `PV ${b.persistentVolume.name} ${b.claimIgnored}`);
+    return { applies: false, note: `${why.join("; ")}: fail-over disabled` };
+  }
   if (claimsOf(view).length === 0) {
     const names = view.bindings.map((b) => b.persistentVolume.name).join(", ");
     return { applies: false, note: `PV ${names} has no claim: fail-over disabled` };
   }
-  if (!hasQuorumPolicy(view.resource)) {
-    return { applies: false, note: "no quorum policy: fail-over disabled" };
+  if (!drbdAllowsFailOver(view.resource)) {
+    if (!hasQuorumPolicy(view.resource)) {
+      return { applies: false, note: "no quorum policy: fail-over disabled" };
+    }
+    return { applies: false, note: undefined };
   }
-  if (view.resource.mayPromote !== true) return { applies: false, note: undefined };
   return { applies: true };
 }
 
-/** The resource's connections that are not Connected, one per Kubernetes node other than ours. */
-export function lostPeers(
+/** The DRBD side of `failOverApplies`: a quorum policy, and this node may promote. */
+function drbdAllowsFailOver(resource: DrbdResource): boolean {
+  return hasQuorumPolicy(resource) && resource.mayPromote === true;
+}
+
+/**
+ * The resource's peers by Kubernetes node: every connection is mapped to its
+ * node first, and a node is lost only when no connection that maps to it is
+ * Connected. A node that an ambiguous connection name may map to (several
+ * satellite pods with that name) is unknown unless a connection that surely
+ * maps to it is Connected, or every connection that may map to it is. Nodes
+ * in the order of their first connection; this node is never a peer.
+ */
+export function peerNodes(
   resource: DrbdResource,
   snapshot: Pick<Snapshot, "nodeName" | "satellitePods">,
-): LostPeer[] {
-  const peers: LostPeer[] = [];
+): PeerNodes {
+  const surely = new Map<string, DrbdConnection[]>();
+  const maybe = new Map<string, DrbdConnection[]>();
   for (const connection of resource.connections) {
-    if (connection.connectionState === "Connected") continue;
-    const node = nodeOfConnection(connection.name, snapshot.satellitePods);
-    if (node === snapshot.nodeName || peers.some((p) => p.node === node)) continue;
-    peers.push({ connection, node });
+    const mapped = nodeOfConnection(connection.name, snapshot.satellitePods);
+    if (mapped.known) {
+      append(surely, mapped.node, connection);
+    } else {
+      for (const node of mapped.candidates) append(maybe, node, connection);
+    }
+  }
+  const peers: PeerNodes = { lost: [], unknown: [] };
+  const nodes = new Set([...surely.keys(), ...maybe.keys()]);
+  for (const node of nodes) {
+    if (node === snapshot.nodeName) continue;
+    const sure = surely.get(node) ?? [];
+    const unsure = maybe.get(node) ?? [];
+    if (sure.some(isConnected)) continue;
+    if (unsure.length === 0) {
+      peers.lost.push({ connection: sure[0], node });
+    } else if (![...sure, ...unsure].every(isConnected)) {
+      const names = [...new Set(unsure.map((c) => c.name))].join(", ");
+      peers.unknown.push({
+        node,
+        note: `peer ${node}: several satellite pods are named ${names}, ` +
+          "so the node behind that connection is unknown: no action",
+      });
+    }
   }
   return peers;
 }
 
+function isConnected(connection: DrbdConnection): boolean {
+  return connection.connectionState === "Connected";
+}
+
+function append<T>(map: Map<string, T[]>, key: string, value: T): void {
+  const list = map.get(key);
+  if (list) list.push(value);
+  else map.set(key, [value]);
+}
+
 /** Judge one resource: wait, fail over its lost peers, or say why not. */
 export function failOver(view: ResourceView, ctx: RuleContext): RuleOutcome {
+  const peers = peerNodes(view.resource, ctx.snapshot);
+  // While the Kubernetes side is untrusted, only DRBD decides which timers
+  // survive: a timer runs on while DRBD still shows its peer lost (or
+  // unknown), and is dropped once DRBD shows it Connected.
+  if (!ctx.trusted && drbdAllowsFailOver(view.resource)) {
+    for (const peer of [...peers.lost, ...peers.unknown]) {
+      keepTimer(ctx, failOverTimer(view.resource.name, peer.node));
+    }
+  }
   const gate = failOverApplies(view);
   if (!gate.applies) {
     if (gate.note) return noted(gate.note);
@@ -97,9 +174,7 @@ export function failOver(view: ResourceView, ctx: RuleContext): RuleOutcome {
       : "this node may not promote";
     return {
       actions: [],
-      notes: lostPeers(view.resource, ctx.snapshot).map((p) =>
-        `peer ${p.node}: ${p.connection.connectionState} (${why})`
-      ),
+      notes: peers.lost.map((p) => `peer ${p.node}: ${p.connection.connectionState} (${why})`),
     };
   }
   const claims = claimsOf(view);
@@ -111,12 +186,20 @@ export function failOver(view: ResourceView, ctx: RuleContext): RuleOutcome {
     };
   }
   const outcome = nothing();
-  for (const peer of lostPeers(view.resource, ctx.snapshot)) {
+  for (const peer of peers.lost) {
     const judged = judgePeer(view, { peer, ctx });
     outcome.actions.push(...judged.actions);
     outcome.notes.push(...judged.notes);
   }
+  for (const peer of peers.unknown) {
+    keepTimer(ctx, failOverTimer(view.resource.name, peer.node));
+    outcome.notes.push(peer.note);
+  }
   return outcome;
+}
+
+function failOverTimer(resource: string, node: string) {
+  return { name: "failOverSince", key: failOverKey(resource, node) } as const;
 }
 
 function judgePeer(
@@ -124,7 +207,7 @@ function judgePeer(
   { peer, ctx }: { peer: LostPeer; ctx: RuleContext },
 ): RuleOutcome {
   const resource = view.resource.name;
-  const timer = { name: "failOverSince", key: failOverKey(resource, peer.node) } as const;
+  const timer = failOverTimer(resource, peer.node);
   const state = peer.connection.connectionState;
   const fetched = ctx.snapshot.peers.get(peer.node);
   if (fetched === undefined) {
@@ -146,11 +229,19 @@ function judgePeer(
   );
   const running = podsThere.filter((p) => p.phase === "Running");
   const attachments = ctx.snapshot.volumeAttachments.filter((va) =>
-    va.nodeName === node.name && va.persistentVolumeName !== undefined &&
-    volumes.has(va.persistentVolumeName)
+    va.attacher === linstorCsiDriver && va.nodeName === node.name &&
+    va.persistentVolumeName !== undefined && volumes.has(va.persistentVolumeName)
   );
   if (running.length === 0 && attachments.length === 0) {
     return noted(`peer ${node.name}: ${state}, volume not in use there`);
+  }
+  if (node.actionsPaused) {
+    // Like a pause of this node: the timer runs, nothing is done.
+    runTimer(ctx, timer);
+    return noted(
+      `peer ${node.name}: ${state} while the volume is in use there; ` +
+        `actions paused by annotation ${pauseAnnotation} on that node`,
+    );
   }
 
   const since = runTimer(ctx, timer);
@@ -171,7 +262,7 @@ function judgePeer(
     if (elapsed < delay) {
       const backoff = count > 0 ? ` (backoff after ${count} fail-over${count > 1 ? "s" : ""})` : "";
       return noted(
-        `waiting ${formatDuration(elapsed)} of ${formatDuration(delay)} ` +
+        `waiting ${formatElapsed(elapsed)} of ${formatDuration(delay)} ` +
           `before failing over ${node.name}${backoff}`,
       );
     }
@@ -185,7 +276,7 @@ function judgePeer(
     node,
     state,
     volumes: [...volumes].join(", "),
-    elapsed: formatDuration(elapsed),
+    elapsed: formatElapsed(elapsed),
   };
   const actions: Action[] = [];
   const skipped: string[] = [];

@@ -23,11 +23,12 @@
  */
 
 import type { Options } from "../options.ts";
-import { formatDuration, type RuleContext } from "./context.ts";
-import { failOver, failOverApplies, lostPeers } from "./fail_over.ts";
+import { formatElapsed, type RuleContext } from "./context.ts";
+import { failOver, failOverApplies, peerNodes } from "./fail_over.ts";
 import { forceIo } from "./force_io.ts";
 import { ownTaints } from "./own_taints.ts";
 import {
+  drbdIsFresh,
   failOverBackoffReset,
   pauseReason,
   untrustedReasons,
@@ -64,8 +65,9 @@ export {
  * Kubernetes node names of the lost peers whose Node and pods the loop must
  * fetch (pods by `fieldSelector=spec.nodeName=<node>`) before calling
  * `decide`: for every local resource the fail-over rule applies to, the
- * nodes behind its connections that are not Connected. Sorted, no duplicates,
- * never this node.
+ * nodes none of whose connections is Connected (see `peerNodes`; a node
+ * behind an ambiguous connection name is never fetched). Sorted, no
+ * duplicates, never this node.
  */
 export function peersToInspect(snapshot: Omit<Snapshot, "peers">, _options: Options): string[] {
   const nodes = new Set<string>();
@@ -75,7 +77,7 @@ export function peersToInspect(snapshot: Omit<Snapshot, "peers">, _options: Opti
       bindings: bindingsOfResource(resource.name, snapshot.persistentVolumes),
     };
     if (!failOverApplies(view).applies) continue;
-    for (const peer of lostPeers(resource, snapshot)) nodes.add(peer.node);
+    for (const peer of peerNodes(resource, snapshot).lost) nodes.add(peer.node);
   }
   return [...nodes].sort();
 }
@@ -88,6 +90,11 @@ export function peersToInspect(snapshot: Omit<Snapshot, "peers">, _options: Opti
  * The plan is empty while the data cannot be trusted (own Node unknown,
  * caches not synced, DRBD unavailable or stale; no timer starts then) or
  * while the own Node carries the pause annotation; `heldBack` says why.
+ *
+ * Timers are rebuilt every cycle from what DRBD shows: a timer whose DRBD
+ * condition is gone is dropped even while the Kubernetes side is untrusted,
+ * and while DRBD is unavailable or stale every timer is dropped, so a
+ * condition is always seen for its whole timeout before the agent acts.
  */
 export function decide(
   snapshot: Snapshot,
@@ -103,8 +110,9 @@ export function decide(
     options,
     now,
     previous: memory,
-    next: nextMemory(memory, { trusted, options, now }),
+    next: nextMemory(memory, { options, now }),
     trusted,
+    drbdFresh: drbdIsFresh(snapshot.drbd, options, now),
     acting: trusted && paused === undefined,
   };
 
@@ -132,7 +140,7 @@ export function decide(
   for (const { action, ago } of suppressed) {
     if (action.resource === undefined) continue;
     notes.get(action.resource)?.push(
-      `not repeating ${describeAction(action)} issued ${formatDuration(ago)} ago`,
+      `not repeating ${describeAction(action)} issued ${formatElapsed(ago)} ago`,
     );
   }
   const plan = withoutDuplicates(kept);
@@ -168,16 +176,12 @@ export function decide(
 }
 
 /**
- * The memory the rules fill in this cycle. Trusted data rebuilds the timers
- * from scratch (a timer whose condition is gone is cleared); untrusted data
- * keeps every timer as it was. `actedAt` entries older than
- * `operationsTimeout` and fail-over counts older than `failOverBackoffReset`
- * are dropped.
+ * The memory the rules fill in this cycle: no timers (the rules write back
+ * each timer whose condition still holds, see `runTimer` and `keepTimer`),
+ * `actedAt` without entries older than `operationsTimeout` and fail-over
+ * counts without those older than `failOverBackoffReset`.
  */
-function nextMemory(
-  memory: Memory,
-  { trusted, options, now }: { trusted: boolean; options: Options; now: number },
-): Memory {
+function nextMemory(memory: Memory, { options, now }: { options: Options; now: number }): Memory {
   const actedAt = new Map<string, number>();
   for (const [key, at] of memory.actedAt) {
     if (now - at < options.operationsTimeout) actedAt.set(key, at);
@@ -187,8 +191,9 @@ function nextMemory(
     if (now - record.lastAt < failOverBackoffReset) failOvers.set(resource, { ...record });
   }
   return {
-    failOverSince: trusted ? new Map() : new Map(memory.failOverSince),
-    quorumLostSince: trusted ? new Map() : new Map(memory.quorumLostSince),
+    failOverSince: new Map(),
+    quorumLostSince: new Map(),
+    suspendedSince: new Map(),
     actedAt,
     failOvers,
   };

@@ -3,9 +3,12 @@
  * volumes. `lost-quorum` once a resource with a quorum policy has lacked
  * quorum for `failOverTimeout` (a resource that lacks quorum only briefly,
  * for example while it connects after creation, does not taint), removed
- * when every resource has quorum again. `force-io-error` while any resource
- * forces I/O failures. Only our two taints are ever added or removed, and only
- * when missing or present respectively.
+ * when every resource has quorum again and the quorum policy of every
+ * resource is known (a resource whose configuration was not read yet may
+ * lack quorum unseen, and a peer may have set the taint for it).
+ * `force-io-error` while any resource forces I/O failures. Only our two
+ * taints are ever added or removed, and only when missing or present
+ * respectively.
  *
  * @module
  */
@@ -13,7 +16,8 @@
 import { type DrbdResource, hasQuorumPolicy } from "../drbd/model.ts";
 import type { NodeInfo, Taint } from "../kube/objects.ts";
 import { eventAction, eventReason } from "../names.ts";
-import { formatDuration, type RuleContext, runTimer } from "./context.ts";
+import { formatDuration } from "../duration.ts";
+import { formatElapsed, type RuleContext, runTimer } from "./context.ts";
 import {
   forceIoErrorTaint,
   hasTaint,
@@ -59,16 +63,17 @@ export function ownTaints(resources: DrbdResource[], ctx: RuleContext): OwnTaint
       note(resource.name, "no quorum on this node; timer not started while held back");
     } else if (ctx.now - since >= timeout) {
       longLost.push(resource.name);
-      note(resource.name, `no quorum on this node for ${formatDuration(ctx.now - since)}`);
+      note(resource.name, `no quorum on this node for ${formatElapsed(ctx.now - since)}`);
     } else {
       note(
         resource.name,
-        `no quorum on this node for ${formatDuration(ctx.now - since)} of ` +
+        `no quorum on this node for ${formatElapsed(ctx.now - since)} of ` +
           `${formatDuration(timeout)} before tainting it`,
       );
     }
   }
   const forcing = resources.filter((r) => r.forceIoFailures).map((r) => r.name);
+  const configUnknown = resources.filter((r) => r.config === undefined).map((r) => r.name);
 
   const node = ctx.snapshot.ownNode;
   const actions: Action[] = [];
@@ -88,17 +93,23 @@ export function ownTaints(resources: DrbdResource[], ctx: RuleContext): OwnTaint
       }),
     }));
   } else if (!anyLost && hasTaint(node, lostQuorumTaint)) {
-    actions.push(change(node, {
-      add: false,
-      taint: lostQuorumTaint,
-      reason: `Every DRBD resource on node ${node.name} has quorum again, ` +
-        "so pods may be scheduled there again.",
-      event: normalEvent(nodeTarget(node), {
-        reason: eventReason.nodeStorageQuorumRegained,
-        action: eventAction.untaintedNode,
-        note: `Removed ${taintText(lostQuorumTaint)}: every DRBD resource has quorum.`,
-      }),
-    }));
+    if (configUnknown.length > 0) {
+      for (const name of configUnknown) {
+        note(name, "quorum policy not read yet: lost-quorum taint of this node kept");
+      }
+    } else {
+      actions.push(change(node, {
+        add: false,
+        taint: lostQuorumTaint,
+        reason: `Every DRBD resource on node ${node.name} has quorum again, ` +
+          "so pods may be scheduled there again.",
+        event: normalEvent(nodeTarget(node), {
+          reason: eventReason.nodeStorageQuorumRegained,
+          action: eventAction.untaintedNode,
+          note: `Removed ${taintText(lostQuorumTaint)}: every DRBD resource has quorum.`,
+        }),
+      }));
+    }
   }
 
   if (forcing.length > 0 && !hasTaint(node, forceIoErrorTaint)) {

@@ -6,9 +6,11 @@
  * @module
  */
 
+import type { DrbdSample } from "../drbd/model.ts";
+import { formatDuration } from "../duration.ts";
 import type { Options } from "../options.ts";
 import { pauseAnnotation } from "../names.ts";
-import { formatDuration } from "./context.ts";
+import { formatElapsed } from "./context.ts";
 import { type Action, actionKey, type Memory, type Snapshot } from "./types.ts";
 
 /**
@@ -39,6 +41,11 @@ export function failOverDelay(count: number, options: Options): number {
  */
 export function drbdStalenessBound(options: Options): number {
   return 2 * options.drbdStatusInterval + options.failOverTimeout;
+}
+
+/** DRBD could be read and its state is not older than `drbdStalenessBound`. */
+export function drbdIsFresh(drbd: DrbdSample, options: Options, now: number): boolean {
+  return drbd.availability === "ok" && now - drbd.confirmedAt <= drbdStalenessBound(options);
 }
 
 /** A reason to hold back all actions: a stable code (for metrics) and a sentence. */
@@ -77,7 +84,7 @@ export function untrustedReasons(snapshot: Snapshot, options: Options, now: numb
     if (age > bound) {
       reasons.push({
         code: "drbd-stale",
-        message: `DRBD state is stale: last confirmed ${formatDuration(age)} ago, ` +
+        message: `DRBD state is stale: last confirmed ${formatElapsed(age)} ago, ` +
           `limit ${formatDuration(bound)}`,
       });
     }
@@ -142,6 +149,7 @@ export function recordIssued(memory: Memory, actions: Action[], now: number): Me
   return {
     failOverSince: new Map(memory.failOverSince),
     quorumLostSince: new Map(memory.quorumLostSince),
+    suspendedSince: new Map(memory.suspendedSince),
     actedAt,
     failOvers: new Map(memory.failOvers),
   };

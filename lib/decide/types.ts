@@ -53,6 +53,8 @@ export interface Memory {
   failOverSince: Map<string, number>;
   /** When a resource (with a quorum policy) was first seen lacking quorum. */
   quorumLostSince: Map<string, number>;
+  /** When a local Primary was first seen suspended for quorum, no-data or fencing. */
+  suspendedSince: Map<string, number>;
   /** When a destructive action was last issued, keyed by `actionKey(action)`. */
   actedAt: Map<string, number>;
   /** Fail-overs started per resource, for exponential backoff. */
@@ -64,6 +66,7 @@ export function emptyMemory(): Memory {
   return {
     failOverSince: new Map(),
     quorumLostSince: new Map(),
+    suspendedSince: new Map(),
     actedAt: new Map(),
     failOvers: new Map(),
   };
@@ -171,6 +174,8 @@ export interface DeleteVolumeAttachmentAction extends ActionBase {
 export interface ForceDemoteAction extends ActionBase {
   /** Discriminator. */
   kind: "force-demote";
+  /** The DRBD resource to demote (always set, unlike node-wide actions). */
+  resource: string;
 }
 
 /** One step of a plan. */

@@ -15,12 +15,17 @@ import {
 import { linstorCsiDriver } from "../names.ts";
 import type { Snapshot } from "./types.ts";
 
-/** One PV backed by a DRBD resource, with the claim bound to it (if any). */
+/** One PV backed by a DRBD resource, with the claim that uses it now (if known). */
 export interface VolumeBinding {
   /** The PV. */
   persistentVolume: PersistentVolumeInfo;
-  /** The claim from the PV's claimRef; undefined when unbound. */
+  /**
+   * The claim from the PV's claimRef: only when the PV is Bound and no other
+   * Bound PV names the same claim; undefined otherwise.
+   */
   claim: ClaimRef | undefined;
+  /** Why the PV's claimRef does not count (not Bound, or ambiguous); undefined when it does. */
+  claimIgnored: string | undefined;
 }
 
 /** A local DRBD resource with the PVs it backs, sorted by PV name. */
@@ -31,7 +36,12 @@ export interface ResourceView {
   bindings: VolumeBinding[];
 }
 
-/** The PVs backed by DRBD resource `resource`, sorted by name. */
+/**
+ * The PVs backed by DRBD resource `resource`, sorted by name. Only a Bound
+ * PV binds its claim: a Released PV keeps the claimRef of a deleted claim,
+ * whose name a new claim may have taken. When two Bound PVs name the same
+ * claim, neither binds it (which one the pods use is unknown).
+ */
 export function bindingsOfResource(
   resource: string,
   persistentVolumes: PersistentVolumeInfo[],
@@ -39,10 +49,44 @@ export function bindingsOfResource(
   return persistentVolumes
     .filter((pv) => drbdResourceOfVolume(pv) === resource)
     .sort((a, b) => a.name < b.name ? -1 : a.name > b.name ? 1 : 0)
-    .map((pv) => ({ persistentVolume: pv, claim: pv.claimRef }));
+    .map((pv) => bindingOf(pv, persistentVolumes));
 }
 
-/** The claims of a resource's PVs (PVs without a claim are left out). */
+function bindingOf(
+  pv: PersistentVolumeInfo,
+  persistentVolumes: PersistentVolumeInfo[],
+): VolumeBinding {
+  const unbound = { persistentVolume: pv, claim: undefined };
+  if (pv.claimRef === undefined) return { ...unbound, claimIgnored: undefined };
+  const claim = claimKey(pv.claimRef);
+  if (pv.phase !== "Bound") {
+    const phase = pv.phase === "" ? "of unknown phase" : pv.phase;
+    return { ...unbound, claimIgnored: `is ${phase}, not Bound to claim ${claim}` };
+  }
+  const others = boundPersistentVolumes(pv.claimRef, persistentVolumes)
+    .filter((other) => other.uid !== pv.uid);
+  if (others.length > 0) {
+    const names = others.map((other) => other.name).join(", ");
+    return {
+      ...unbound,
+      claimIgnored: `claims ${claim}, which Bound PV ${names} claims as well`,
+    };
+  }
+  return { persistentVolume: pv, claim: pv.claimRef, claimIgnored: undefined };
+}
+
+/** Bound PVs whose claimRef names `claim` (by namespace and name). */
+function boundPersistentVolumes(
+  claim: { namespace: string; name: string },
+  persistentVolumes: PersistentVolumeInfo[],
+): PersistentVolumeInfo[] {
+  return persistentVolumes.filter((pv) =>
+    pv.phase === "Bound" && pv.claimRef !== undefined &&
+    pv.claimRef.namespace === claim.namespace && pv.claimRef.name === claim.name
+  );
+}
+
+/** The claims bound to a resource's PVs (see `VolumeBinding.claim`). */
 export function claimsOf(view: ResourceView): ClaimRef[] {
   const claims: ClaimRef[] = [];
   for (const binding of view.bindings) {
@@ -89,8 +133,9 @@ export function podIsTerminal(pod: PodInfo): boolean {
 /**
  * Names of the pod's volumes that are not known to be safe to fail over,
  * each as `name (kind)`. Safe: configMap, secret, downwardAPI, projected,
- * emptyDir, ephemeral, csi, read-only PVCs and PVCs whose PV is on the
- * LINSTOR CSI driver. Node-local data (hostPath, local PVs, ...) is not.
+ * emptyDir, ephemeral, csi, read-only PVCs and PVCs whose only Bound PV is
+ * on the LINSTOR CSI driver. Node-local data (hostPath, local PVs, ...) is
+ * not, and neither is a claim with no or several Bound PVs.
  */
 export function unsafeVolumes(
   pod: PodInfo,
@@ -101,11 +146,13 @@ export function unsafeVolumes(
     if (v.kind === "other") {
       unsafe.push(`${v.name} (${v.type})`);
     } else if (v.kind === "pvc" && !v.readOnly) {
-      const pv = persistentVolumes.find((p) =>
-        p.claimRef !== undefined && p.claimRef.namespace === pod.namespace &&
-        p.claimRef.name === v.claimName
+      const pvs = boundPersistentVolumes(
+        { namespace: pod.namespace, name: v.claimName },
+        persistentVolumes,
       );
-      if (pv?.csiDriver !== linstorCsiDriver) {
+      if (pvs.length > 1) {
+        unsafe.push(`${v.name} (claim ${v.claimName} has several Bound PVs)`);
+      } else if (pvs[0]?.csiDriver !== linstorCsiDriver) {
         unsafe.push(`${v.name} (claim ${v.claimName} not on ${linstorCsiDriver})`);
       }
     }
@@ -113,13 +160,25 @@ export function unsafeVolumes(
   return unsafe;
 }
 
+/** The Kubernetes node behind a DRBD connection name (see `nodeOfConnection`). */
+export type ConnectionNode =
+  /** Exactly one node. */
+  | { known: true; node: string }
+  /** Several satellite pods have that name: the node is unknown. */
+  | { known: false; candidates: string[] };
+
 /**
- * Kubernetes node name behind a DRBD connection name: the node of the
- * satellite pod with that name if one exists, else the name itself.
+ * Kubernetes node behind a DRBD connection name: the node of the one
+ * satellite pod with that name, else the name itself (no such pod, or it is
+ * not scheduled yet). Several satellite pods with that name (in different
+ * namespaces) make the node unknown; `candidates` lists their nodes (the
+ * name itself for an unscheduled one), sorted, without duplicates.
  */
-export function nodeOfConnection(connectionName: string, satellitePods: PodInfo[]): string {
-  const satellite = satellitePods.find((p) => p.name === connectionName);
-  return satellite && satellite.nodeName !== "" ? satellite.nodeName : connectionName;
+export function nodeOfConnection(connectionName: string, satellitePods: PodInfo[]): ConnectionNode {
+  const named = satellitePods.filter((p) => p.name === connectionName);
+  const nodes = named.map((p) => p.nodeName !== "" ? p.nodeName : connectionName);
+  if (named.length <= 1) return { known: true, node: nodes[0] ?? connectionName };
+  return { known: false, candidates: [...new Set(nodes)].sort() };
 }
 
 /**

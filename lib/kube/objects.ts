@@ -106,8 +106,14 @@ export interface PersistentVolumeInfo {
   csiDriver: string | undefined;
   /** CSI volume handle. */
   volumeHandle: string | undefined;
-  /** The bound claim, undefined if unbound or of another kind. */
+  /** The claim from `spec.claimRef`, undefined if there is none or it is of another kind. */
   claimRef: ClaimRef | undefined;
+  /**
+   * `status.phase` (`Bound`, `Released`, `Available`, ...), "" when not
+   * reported. A Released PV keeps the claimRef of its deleted claim, so only
+   * a `Bound` PV's claimRef names the claim that uses it now.
+   */
+  phase: string;
 }
 
 /** A VolumeAttachment as the rules see it. */
@@ -216,6 +222,7 @@ export function slimPersistentVolume(pv: V1PersistentVolume): PersistentVolumeIn
     claimRef: refIsClaim
       ? { namespace: ref!.namespace!, name: ref!.name!, uid: ref!.uid || undefined }
       : undefined,
+    phase: pv.status?.phase ?? "",
   };
 }
 

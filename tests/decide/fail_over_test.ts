@@ -256,6 +256,39 @@ const afterTimeout: Case[] = [
     plan: fullFailOver,
   },
   {
+    name: "a Released PV naming the same claim does not count (Retain policy)",
+    snapshot: failOverScene({
+      persistentVolumes: [
+        pv("pvc-1"),
+        pv("pvc-old", { volumeHandle: "pvc-old", phase: "Released" }),
+      ],
+    }),
+    plan: fullFailOver,
+  },
+  {
+    name: "a VolumeAttachment of another attacher naming the PV is not touched",
+    snapshot: failOverScene({
+      volumeAttachments: [va("csi-b", "pvc-1", "node-b"), {
+        ...va("foreign", "pvc-1", "node-b"),
+        attacher: "other.csi.example.com",
+      }],
+    }),
+    plan: fullFailOver,
+  },
+  {
+    name: "a lost connection whose satellite pod sits on another lost node fails that node over",
+    snapshot: failOverScene({
+      resource: {
+        connections: [connection("node-b", "Connecting"), connection("sat-b", "NetworkFailure")],
+      },
+      snapshot: {
+        satellitePods: [pod("sat-b", { namespace: "piraeus", nodeName: "node-b", volumes: [] })],
+      },
+    }),
+    plan: fullFailOver,
+    verdict: "failing over node-b (Connecting for 5s)",
+  },
+  {
     name: "connection named after a satellite pod: its node is failed over",
     snapshot: failOverScene({
       resource: { connections: [connection("linstor-satellite-b", "Connecting")] },
@@ -376,6 +409,137 @@ const noFailOver: Case[] = [
       volumeAttachments: [],
     }),
     plan: [],
+  },
+  {
+    name: "resource of a Released PV: its stale claim has no consumers (H3)",
+    snapshot: failOverScene({
+      persistentVolumes: [
+        pv("pvc-old", { volumeHandle: "pvc-1", phase: "Released" }),
+        pv("pvc-new", { volumeHandle: "pvc-2" }),
+      ],
+      volumeAttachments: [],
+    }),
+    plan: [],
+    verdict: "PV pvc-old is Released, not Bound to claim default/data: fail-over disabled",
+  },
+  {
+    name: "PV without a reported phase binds no claim",
+    snapshot: failOverScene({ persistentVolumes: [pv("pvc-1", { phase: "" })] }),
+    plan: [],
+    verdict: "PV pvc-1 is of unknown phase, not Bound to claim default/data: fail-over disabled",
+  },
+  {
+    name: "two Bound PVs naming the same claim: ambiguous, no action",
+    snapshot: failOverScene({
+      persistentVolumes: [pv("pvc-1"), pv("pvc-2", { volumeHandle: "pvc-2" })],
+    }),
+    plan: [],
+    verdict:
+      "PV pvc-1 claims default/data, which Bound PV pvc-2 claims as well: fail-over disabled",
+  },
+  {
+    name: "two Bound PVs of one resource naming the same claim: ambiguous, no action",
+    snapshot: failOverScene({
+      persistentVolumes: [
+        pv("pv-a", { volumeHandle: "pvc-1/0" }),
+        pv("pv-b", { volumeHandle: "pvc-1/1" }),
+      ],
+    }),
+    plan: [],
+    verdict: "PV pv-a claims default/data, which Bound PV pv-b claims as well",
+  },
+  {
+    name: "a pod whose other claim has two Bound PVs is left alone",
+    snapshot: failOverScene({
+      peerPods: [
+        pod("app", { volumes: [pvcVolume("data"), { ...pvcVolume("other"), name: "o" }] }),
+      ],
+      persistentVolumes: [
+        pv("pvc-1"),
+        pv("pvc-2", { claimRef: { namespace: "default", name: "other", uid: "u2" } }),
+        pv("pvc-3", { claimRef: { namespace: "default", name: "other", uid: "u3" } }),
+      ],
+    }),
+    plan: [`taint-node node-b ${lostQuorum}`],
+    verdict: "skip pod default/app: volumes not known to be safe to move: " +
+      "o (claim other has several Bound PVs)",
+  },
+  {
+    name: "a pod whose other claim has only a Released LINSTOR PV is left alone",
+    snapshot: failOverScene({
+      peerPods: [
+        pod("app", { volumes: [pvcVolume("data"), { ...pvcVolume("other"), name: "o" }] }),
+      ],
+      persistentVolumes: [
+        pv("pvc-1"),
+        pv("pvc-2", {
+          claimRef: { namespace: "default", name: "other", uid: "u2" },
+          phase: "Released",
+        }),
+      ],
+    }),
+    plan: [`taint-node node-b ${lostQuorum}`],
+    verdict: "o (claim other not on linstor.csi.linbit.com)",
+  },
+  {
+    name: "only a VolumeAttachment of another attacher on the peer: volume not in use there",
+    snapshot: failOverScene({
+      peerPods: [],
+      volumeAttachments: [{ ...va("foreign", "pvc-1", "node-b"), attacher: "other.example.com" }],
+    }),
+    plan: [],
+    verdict: "peer node-b: Connecting, volume not in use there",
+  },
+  {
+    name: "a Connected node is not lost through another connection mapped to it (M1)",
+    snapshot: failOverScene({
+      resource: {
+        connections: [connection("node-b", "Connected"), connection("node-c", "Connecting")],
+      },
+      snapshot: {
+        satellitePods: [pod("node-c", { namespace: "linstor", nodeName: "node-b", volumes: [] })],
+      },
+    }),
+    plan: [],
+    verdict: "healthy",
+  },
+  {
+    name: "several satellite pods with the connection's name: node unknown, no action",
+    snapshot: failOverScene({
+      resource: { connections: [connection("sat", "Connecting")] },
+      snapshot: {
+        satellitePods: [
+          pod("sat", { namespace: "piraeus", nodeName: "node-b", volumes: [] }),
+          pod("sat", { namespace: "linstor", nodeName: "node-c", volumes: [] }),
+        ],
+      },
+    }),
+    plan: [],
+    verdict: "peer node-b: several satellite pods are named sat, " +
+      "so the node behind that connection is unknown: no action; peer node-c: several",
+  },
+  {
+    name: "an ambiguous Connected connection may be the lost node's: node unknown",
+    snapshot: failOverScene({
+      resource: {
+        connections: [connection("node-b", "Connecting"), connection("sat", "Connected")],
+      },
+      snapshot: {
+        satellitePods: [
+          pod("sat", { namespace: "piraeus", nodeName: "node-b", volumes: [] }),
+          pod("sat", { namespace: "linstor", nodeName: "node-c", volumes: [] }),
+        ],
+      },
+    }),
+    plan: [],
+    verdict: "peer node-b: several satellite pods are named sat",
+  },
+  {
+    name: "peer node paused by annotation: not failed over (M4)",
+    snapshot: failOverScene({ peerNode: node("node-b", { actionsPaused: true }) }),
+    plan: [],
+    verdict: "peer node-b: Connecting while the volume is in use there; actions paused by " +
+      "annotation drbd.linbit.com/ha-controller-paused on that node",
   },
   {
     name: "connection name without a satellite pod is taken as the node name",
@@ -514,6 +678,20 @@ const timers: TimerCase[] = [
     verdict: "waiting 3.2s of 5s before failing over node-b",
   },
   {
+    name: "half a second in: verdict writes it like the flags",
+    memory: memory({ failOverSince: { "pvc-1/node-b": T0 - 500 } }),
+    plan: [],
+    timer: T0 - 500,
+    verdict: "waiting 500ms of 5s before failing over node-b",
+  },
+  {
+    name: "clock went back: elapsed shows as 0s",
+    memory: memory({ failOverSince: { "pvc-1/node-b": T0 + 2_000 } }),
+    plan: [],
+    timer: T0 + 2_000,
+    verdict: "waiting 0s of 5s before failing over node-b",
+  },
+  {
     name: "exactly at the timeout: fail over",
     memory: memory({ failOverSince: { "pvc-1/node-b": T0 - 5_000 } }),
     plan: fullFailOver,
@@ -554,6 +732,42 @@ const timers: TimerCase[] = [
     timer: T0 - 60_000,
   },
   {
+    name: "peer node paused: running timer kept, no action",
+    snapshot: failOverScene({ peerNode: node("node-b", { actionsPaused: true }) }),
+    memory: memory({ failOverSince: { "pvc-1/node-b": T0 - 60_000 } }),
+    plan: [],
+    timer: T0 - 60_000,
+  },
+  {
+    name: "node behind the connection unknown: running timer kept, no action",
+    snapshot: failOverScene({
+      snapshot: {
+        satellitePods: [
+          pod("node-b", { namespace: "piraeus", nodeName: "node-b", volumes: [] }),
+          pod("node-b", { namespace: "linstor", nodeName: "node-b", volumes: [] }),
+        ],
+      },
+    }),
+    memory: memory({ failOverSince: { "pvc-1/node-b": T0 - 60_000 } }),
+    plan: [],
+    timer: T0 - 60_000,
+    verdict: "peer node-b: several satellite pods are named node-b",
+  },
+  {
+    name: "node behind the connection unknown: no timer started",
+    snapshot: failOverScene({
+      snapshot: {
+        satellitePods: [
+          pod("node-b", { namespace: "piraeus", nodeName: "node-b", volumes: [] }),
+          pod("node-b", { namespace: "linstor", nodeName: "node-b", volumes: [] }),
+        ],
+      },
+    }),
+    memory: memory(),
+    plan: [],
+    timer: undefined,
+  },
+  {
     name: "peer fetch failed: no timer started",
     snapshot: failOverScene({ peerView: { ok: false, error: "timeout" } }),
     memory: memory(),
@@ -592,11 +806,15 @@ Deno.test("fail-over: the caller's memory is not modified", () => {
   assert.equal(decision.memory.failOvers.get("pvc-1")?.count, 1);
 });
 
-/** A LINSTOR PV as the API server sends it, with the given claimRef. */
-function apiPersistentVolume(claimRef: V1ObjectReference): V1PersistentVolume {
+/** A LINSTOR PV as the API server sends it; no phase means no status. */
+function apiPersistentVolume(
+  claimRef: V1ObjectReference,
+  phase: string | undefined,
+): V1PersistentVolume {
   return {
     metadata: { name: "pvc-1", uid: "uid-pv-pvc-1" },
     spec: { csi: { driver: "linstor.csi.linbit.com", volumeHandle: "pvc-1" }, claimRef },
+    ...(phase === undefined ? {} : { status: { phase } }),
   };
 }
 
@@ -626,11 +844,24 @@ const claimRefCases = [
     claimRef: { kind: "Other", apiVersion: "example.com/v1", namespace: "default", name: "data" },
     plan: [],
   },
+  {
+    name: "PV in phase Released keeps its claimRef but binds nothing",
+    claimRef: { kind: "PersistentVolumeClaim", namespace: "default", name: "data" },
+    phase: "Released",
+    plan: [],
+  },
+  {
+    name: "PV without status binds nothing",
+    claimRef: { kind: "PersistentVolumeClaim", namespace: "default", name: "data" },
+    phase: undefined,
+    plan: [],
+  },
 ];
 
 for (const c of claimRefCases) {
   Deno.test(`fail-over: ${c.name}`, () => {
-    const slim = slimPersistentVolume(apiPersistentVolume(c.claimRef));
+    const phase = "phase" in c ? c.phase : "Bound";
+    const slim = slimPersistentVolume(apiPersistentVolume(c.claimRef, phase));
     assert.ok(slim);
     const decision = decide(failOverScene({ persistentVolumes: [slim] }), expired(), options(), T0);
     assert.deepEqual(summary(decision.plan), c.plan);

@@ -140,7 +140,7 @@ export function pod(name: string, overrides: Partial<PodInfo> = {}): PodInfo {
   };
 }
 
-/** A LINSTOR PV whose volume handle is its name, bound to `default/data`. */
+/** A LINSTOR PV whose volume handle is its name, Bound to `default/data`. */
 export function pv(
   name: string,
   overrides: Partial<PersistentVolumeInfo> = {},
@@ -151,6 +151,7 @@ export function pv(
     csiDriver: linstorCsiDriver,
     volumeHandle: name,
     claimRef: { namespace: "default", name: "data", uid: "uid-pvc-data" },
+    phase: "Bound",
     ...overrides,
   };
 }
@@ -231,12 +232,14 @@ export function failOverScene(scene: SceneOptions = {}): Snapshot {
 export function memory(parts: {
   failOverSince?: Record<string, number>;
   quorumLostSince?: Record<string, number>;
+  suspendedSince?: Record<string, number>;
   actedAt?: Record<string, number>;
   failOvers?: Record<string, { count: number; lastAt: number }>;
 } = {}): Memory {
   const m = emptyMemory();
   for (const [k, v] of Object.entries(parts.failOverSince ?? {})) m.failOverSince.set(k, v);
   for (const [k, v] of Object.entries(parts.quorumLostSince ?? {})) m.quorumLostSince.set(k, v);
+  for (const [k, v] of Object.entries(parts.suspendedSince ?? {})) m.suspendedSince.set(k, v);
   for (const [k, v] of Object.entries(parts.actedAt ?? {})) m.actedAt.set(k, v);
   for (const [k, v] of Object.entries(parts.failOvers ?? {})) m.failOvers.set(k, v);
   return m;

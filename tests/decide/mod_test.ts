@@ -42,6 +42,34 @@ const inspect: InspectCase[] = [
     peers: ["node-b"],
   },
   {
+    name: "a node with a Connected connection is not lost through another one mapped to it",
+    snapshot: failOverScene({
+      resource: {
+        connections: [connection("node-b", "Connected"), connection("sat-b", "NetworkFailure")],
+      },
+      snapshot: { satellitePods: [pod("sat-b", { nodeName: "node-b", volumes: [] })] },
+    }),
+    peers: [],
+  },
+  {
+    name: "several satellite pods with the connection's name: not fetched",
+    snapshot: failOverScene({
+      resource: { connections: [connection("sat-b", "NetworkFailure")] },
+      snapshot: {
+        satellitePods: [
+          pod("sat-b", { namespace: "piraeus", nodeName: "node-b", volumes: [] }),
+          pod("sat-b", { namespace: "linstor", nodeName: "node-c", volumes: [] }),
+        ],
+      },
+    }),
+    peers: [],
+  },
+  {
+    name: "PV not Bound",
+    snapshot: failOverScene({ persistentVolumes: [pv("pvc-1", { phase: "Released" })] }),
+    peers: [],
+  },
+  {
     name: "quorum off",
     snapshot: failOverScene({ resource: { config: config({ quorum: "off" }) } }),
     peers: [],

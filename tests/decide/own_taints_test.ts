@@ -100,6 +100,27 @@ const cases: Case[] = [
     timer: undefined,
   },
   {
+    name: "tainted, a resource's configuration not read yet: taint kept (L7)",
+    resources: [drbdResource("r0", { mayPromote: false, config: undefined }), withQuorum("r1")],
+    taints: [lostQuorum],
+    plan: [],
+    verdict: "quorum policy not read yet: lost-quorum taint of this node kept",
+  },
+  {
+    name: "untainted, a resource's configuration not read yet: nothing to say",
+    resources: [drbdResource("r0", { mayPromote: false, config: undefined })],
+    plan: [],
+    verdict: "no PV for this resource",
+  },
+  {
+    name: "quorum lost for a minute: verdict writes the duration like the flags",
+    resources: [withoutQuorum("r0")],
+    taints: [lostQuorum],
+    memory: memory({ quorumLostSince: { r0: T0 - 60_000 } }),
+    plan: [],
+    verdict: "no quorum on this node for 1m0s",
+  },
+  {
     name: "tainted, no DRBD resources at all: untaint",
     resources: [],
     taints: [lostQuorum],

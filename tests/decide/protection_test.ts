@@ -62,6 +62,13 @@ const holds: HoldCase[] = [
     heldBack: /^DRBD state is stale: last confirmed 15s ago, limit 15s$/,
   },
   {
+    name: "DRBD state minutes old",
+    snapshot: failOverScene({
+      snapshot: { drbd: { ...failOverScene().drbd, confirmedAt: T0 - 90_000 } },
+    }),
+    heldBack: /^DRBD state is stale: last confirmed 1m30s ago, limit 15s$/,
+  },
+  {
     name: "DRBD could not be read",
     snapshot: failOverScene({
       snapshot: { drbd: sample([], { availability: "error", message: "drbdsetup exited 10" }) },
@@ -140,17 +147,252 @@ Deno.test("hold back: untrusted data starts no timer", () => {
   assert.equal(decide(quorumLess, memory(), options(), T0).memory.quorumLostSince.size, 0);
 });
 
-Deno.test("hold back: untrusted data neither clears nor acts on running timers", () => {
+Deno.test("hold back: unreadable DRBD drops every running timer and acts on none", () => {
   const before = memory({
     failOverSince: { "pvc-1/node-b": T0 - 60_000 },
     quorumLostSince: { r0: T0 - 60_000 },
+    suspendedSince: { r0: T0 - 60_000 },
   });
   const unreadable = failOverScene({ snapshot: { drbd: sample([], { availability: "error" }) } });
   const decision = decide(unreadable, before, options(), T0);
   assert.deepEqual(decision.plan, []);
-  assert.equal(decision.memory.failOverSince.get("pvc-1/node-b"), T0 - 60_000);
-  assert.equal(decision.memory.quorumLostSince.get("r0"), T0 - 60_000);
+  assert.equal(decision.memory.failOverSince.size, 0);
+  assert.equal(decision.memory.quorumLostSince.size, 0);
+  assert.equal(decision.memory.suspendedSince.size, 0);
 });
+
+// ------------------------------------------------- timers across hold-backs
+
+/** One decision cycle of a sequence: the snapshot seen `at` ms after T0 and what follows. */
+interface Cycle {
+  at: number;
+  snapshot: Snapshot;
+  plan: string[];
+  /** Expected timers afterwards, by map and key (undefined: no timer). */
+  timers: Partial<Record<"failOverSince" | "quorumLostSince" | "suspendedSince", number>>;
+  verdict?: RegExp;
+  /** DRBD state as last confirmed at T0 (stale when `at` is past the bound). */
+  stale?: boolean;
+}
+
+const tenMinutes = 600_000;
+const lost = () => failOverScene();
+const quorumLess = (overrides: Partial<Snapshot> = {}) =>
+  snapshot({
+    drbd: sample([drbdResource("r0", { devices: [device({ quorum: false })] })]),
+    ...overrides,
+  });
+const quorate = (overrides: Partial<Snapshot> = {}) =>
+  snapshot({ drbd: sample([drbdResource("r0")]), ...overrides });
+const suspendedPrimary = (suspended: boolean, overrides: Partial<Snapshot> = {}) =>
+  snapshot({
+    drbd: sample([drbdResource("pvc-1", {
+      role: "Primary",
+      mayPromote: false,
+      suspended: { user: false, noData: suspended, fencing: false, quorum: false },
+    })]),
+    localPods: [pod("app", { nodeName: "node-a", deletionTimestamp: "2027-01-15T08:00:00Z" })],
+    persistentVolumes: [pv("pvc-1")],
+    ...overrides,
+  });
+
+const sequences: { name: string; cycles: Cycle[] }[] = [
+  {
+    name: "peer reconnected while the caches were unsynced: a new disconnect waits again",
+    cycles: [
+      { at: 0, snapshot: lost(), plan: [], timers: { failOverSince: T0 } },
+      {
+        at: tenMinutes,
+        snapshot: failOverScene({
+          connectionState: "Connected",
+          snapshot: { cachesSynced: false },
+        }),
+        plan: [],
+        timers: {},
+      },
+      {
+        at: tenMinutes + 1_000,
+        snapshot: lost(),
+        plan: [],
+        timers: { failOverSince: T0 + tenMinutes + 1_000 },
+        verdict: /^waiting 0s of 5s before failing over node-b$/,
+      },
+      {
+        at: tenMinutes + 6_000,
+        snapshot: lost(),
+        plan: fullFailOver,
+        timers: { failOverSince: T0 + tenMinutes + 1_000 },
+      },
+    ],
+  },
+  {
+    name: "peer reconnected while the own Node was unknown: timer dropped",
+    cycles: [
+      { at: 0, snapshot: lost(), plan: [], timers: { failOverSince: T0 } },
+      {
+        at: 3_000,
+        snapshot: failOverScene({ connectionState: "Connected", snapshot: { ownNode: undefined } }),
+        plan: [],
+        timers: {},
+      },
+      { at: 6_000, snapshot: lost(), plan: [], timers: { failOverSince: T0 + 6_000 } },
+    ],
+  },
+  {
+    name: "peer still lost while the caches were unsynced (no PVs listed): timer kept",
+    cycles: [
+      { at: 0, snapshot: lost(), plan: [], timers: { failOverSince: T0 } },
+      {
+        at: 3_000,
+        snapshot: failOverScene({
+          persistentVolumes: [],
+          snapshot: { cachesSynced: false, satellitePods: [] },
+        }),
+        plan: [],
+        timers: { failOverSince: T0 },
+      },
+      { at: 5_000, snapshot: lost(), plan: fullFailOver, timers: { failOverSince: T0 } },
+    ],
+  },
+  {
+    name: "this node promoted while the caches were unsynced: timer dropped",
+    cycles: [
+      { at: 0, snapshot: lost(), plan: [], timers: { failOverSince: T0 } },
+      {
+        at: 3_000,
+        snapshot: failOverScene({
+          resource: { role: "Primary", mayPromote: false },
+          snapshot: { cachesSynced: false },
+        }),
+        plan: [],
+        timers: {},
+      },
+      { at: 5_000, snapshot: lost(), plan: [], timers: { failOverSince: T0 + 5_000 } },
+    ],
+  },
+  {
+    name: "untrusted Kubernetes data starts no timer",
+    cycles: [
+      {
+        at: 0,
+        snapshot: failOverScene({ snapshot: { cachesSynced: false } }),
+        plan: [],
+        timers: {},
+      },
+      { at: 1_000, snapshot: lost(), plan: [], timers: { failOverSince: T0 + 1_000 } },
+    ],
+  },
+  {
+    name: "DRBD unreadable in between: the fail-over timer starts again",
+    cycles: [
+      { at: 0, snapshot: lost(), plan: [], timers: { failOverSince: T0 } },
+      {
+        at: 3_000,
+        snapshot: failOverScene({ snapshot: { drbd: sample([], { availability: "error" }) } }),
+        plan: [],
+        timers: {},
+      },
+      { at: 6_000, snapshot: lost(), plan: [], timers: { failOverSince: T0 + 6_000 } },
+    ],
+  },
+  {
+    name: "DRBD stale in between: the fail-over timer starts again",
+    cycles: [
+      { at: 0, snapshot: lost(), plan: [], timers: { failOverSince: T0 } },
+      { at: bound + 1, snapshot: lost(), stale: true, plan: [], timers: {} },
+      { at: bound + 2, snapshot: lost(), plan: [], timers: { failOverSince: T0 + bound + 2 } },
+    ],
+  },
+  {
+    name: "quorum regained while the caches were unsynced: a new loss waits again",
+    cycles: [
+      { at: 0, snapshot: quorumLess(), plan: [], timers: { quorumLostSince: T0 } },
+      {
+        at: tenMinutes,
+        snapshot: quorate({ cachesSynced: false }),
+        plan: [],
+        timers: {},
+      },
+      {
+        at: tenMinutes + 1_000,
+        snapshot: quorumLess(),
+        plan: [],
+        timers: { quorumLostSince: T0 + tenMinutes + 1_000 },
+      },
+    ],
+  },
+  {
+    name: "quorum still lost while the caches were unsynced: timer kept",
+    cycles: [
+      { at: 0, snapshot: quorumLess(), plan: [], timers: { quorumLostSince: T0 } },
+      {
+        at: 3_000,
+        snapshot: quorumLess({ cachesSynced: false }),
+        plan: [],
+        timers: { quorumLostSince: T0 },
+      },
+      {
+        at: 5_000,
+        snapshot: quorumLess(),
+        plan: [`taint-node node-a ${lostQuorum}`],
+        timers: { quorumLostSince: T0 },
+      },
+    ],
+  },
+  {
+    name: "suspension ended while the caches were unsynced: a new one waits again",
+    cycles: [
+      { at: 0, snapshot: suspendedPrimary(true), plan: [], timers: { suspendedSince: T0 } },
+      {
+        at: 3_000,
+        snapshot: suspendedPrimary(false, { cachesSynced: false }),
+        plan: [],
+        timers: {},
+      },
+      {
+        at: 6_000,
+        snapshot: suspendedPrimary(true),
+        plan: [],
+        timers: { suspendedSince: T0 + 6_000 },
+      },
+      {
+        at: 11_000,
+        snapshot: suspendedPrimary(true),
+        plan: ["force-demote pvc-1"],
+        timers: { suspendedSince: T0 + 6_000 },
+      },
+    ],
+  },
+];
+
+for (const c of sequences) {
+  Deno.test(`timers across hold-backs: ${c.name}`, () => {
+    let m = memory();
+    for (const [i, cycle] of c.cycles.entries()) {
+      const now = T0 + cycle.at;
+      const s = cycle.stale ? at(cycle.snapshot, T0) : at(cycle.snapshot, now);
+      const decision = decide(s, m, options(), now);
+      assert.deepEqual(summary(decision.plan), cycle.plan, `cycle ${i}: plan`);
+      const timers = {
+        failOverSince: decision.memory.failOverSince.get("pvc-1/node-b"),
+        quorumLostSince: decision.memory.quorumLostSince.get("r0"),
+        suspendedSince: decision.memory.suspendedSince.get("pvc-1"),
+      };
+      assert.deepEqual(
+        timers,
+        {
+          failOverSince: undefined,
+          quorumLostSince: undefined,
+          suspendedSince: undefined,
+          ...cycle.timers,
+        },
+        `cycle ${i}: timers`,
+      );
+      if (cycle.verdict) assert.match(decision.verdicts[0].decision, cycle.verdict, `cycle ${i}`);
+      m = recordIssued(decision.memory, decision.plan, now);
+    }
+  });
+}
 
 Deno.test("hold back: no taint changes on untrusted data", () => {
   const s = snapshot({
@@ -189,7 +431,7 @@ const repeats: RepeatCase[] = [
     name: "eviction issued just inside the window is not repeated",
     actedAt: { "evict-pod/uid-pod-app": T0 - 59_999 },
     plan: [`taint-node node-b ${lostQuorum}`, "delete-volume-attachment csi-b"],
-    verdict: /not repeating evict pod default\/app \(uid uid-pod-app, grace 10s\) issued 60s ago/,
+    verdict: /not repeating evict pod default\/app \(uid uid-pod-app, grace 10s\) issued 59.9s ago/,
   },
   {
     name: "eviction issued exactly operationsTimeout ago is repeated",
@@ -248,7 +490,7 @@ Deno.test("operations timeout: a forced demotion is not repeated inside the wind
     persistentVolumes: [pv("pvc-1")],
   });
   const opts = options({ operationsTimeout: 30_000 });
-  const first = decide(s, memory(), opts, T0);
+  const first = decide(s, memory({ suspendedSince: { "pvc-1": T0 - 5_000 } }), opts, T0);
   assert.deepEqual(summary(first.plan), ["force-demote pvc-1"]);
   const issued = recordIssued(first.memory, first.plan, T0);
   const within = decide(at(s, T0 + 29_999), issued, opts, T0 + 29_999);
@@ -314,7 +556,7 @@ const backoffs: BackoffCase[] = [
     failOvers: { count: 1, lastAt: T0 - 600_000 },
     plan: [],
     record: { count: 1, lastAt: T0 - 600_000 },
-    verdict: /waiting 10s of 10s before failing over node-b \(backoff after 1 fail-over\)/,
+    verdict: /waiting 9.9s of 10s before failing over node-b \(backoff after 1 fail-over\)/,
   },
   {
     name: "second fail-over waits twice as long (reached)",
@@ -330,6 +572,14 @@ const backoffs: BackoffCase[] = [
     plan: [],
     record: { count: 2, lastAt: T0 - 600_000 },
     verdict: /of 20s .*backoff after 2 fail-overs/,
+  },
+  {
+    name: "long waits are written like the flags",
+    since: T0 - 100_000,
+    failOvers: { count: 5, lastAt: T0 - 600_000 },
+    plan: [],
+    record: { count: 5, lastAt: T0 - 600_000 },
+    verdict: /waiting 1m40s of 2m40s before failing over node-b \(backoff after 5 fail-overs\)/,
   },
   {
     name: "the wait is capped at maxFailOverDelay",

@@ -27,8 +27,12 @@ interface Case {
   suspended: Partial<SuspendReasons>;
   localPods: PodInfo[];
   persistentVolumes?: PersistentVolumeInfo[];
+  /** When the suspension was first seen; default: exactly failOverTimeout ago. */
+  since?: number | undefined;
   plan: string[];
   verdict?: string;
+  /** Expected suspension timer afterwards (default: unchanged `since`). */
+  timer?: number | undefined;
 }
 
 const cases: Case[] = [
@@ -56,6 +60,7 @@ const cases: Case[] = [
     suspended: { user: true },
     localPods: [local("app", { deletionTimestamp: terminating })],
     plan: [],
+    timer: undefined,
     verdict: "healthy",
   },
   {
@@ -70,25 +75,91 @@ const cases: Case[] = [
     suspended: { quorum: true },
     localPods: [local("app", { deletionTimestamp: terminating })],
     plan: [],
+    timer: undefined,
   },
   {
     name: "not suspended: nothing",
     suspended: {},
     localPods: [local("app", { deletionTimestamp: terminating })],
     plan: [],
+    timer: undefined,
   },
   {
     name: "a consumer still runs: wait",
     suspended: { quorum: true },
     localPods: [local("app", { deletionTimestamp: terminating }), local("web")],
     plan: [],
-    verdict: "still used by running pod default/web",
+    verdict: "still used by non-terminating pod default/web",
   },
   {
-    name: "consumers not Running (Failed, Pending): force-demote",
+    name: "a Pending consumer blocks the demotion",
     suspended: { quorum: true },
-    localPods: [local("app", { phase: "Failed" }), local("web", { phase: "Pending" })],
+    localPods: [
+      local("app", { deletionTimestamp: terminating }),
+      local("web", { phase: "Pending" }),
+    ],
+    plan: [],
+    verdict: "still used by non-terminating pod default/web",
+  },
+  {
+    name: "a consumer of unknown phase blocks the demotion",
+    suspended: { quorum: true },
+    localPods: [local("web", { phase: "" })],
+    plan: [],
+  },
+  {
+    name: "consumers finished (Failed, Succeeded): force-demote",
+    suspended: { quorum: true },
+    localPods: [local("app", { phase: "Failed" }), local("web", { phase: "Succeeded" })],
     plan: ["force-demote pvc-1"],
+  },
+  {
+    name: "suspension just seen: timer starts, no demotion",
+    suspended: { quorum: true },
+    localPods: [local("app", { deletionTimestamp: terminating })],
+    since: undefined,
+    plan: [],
+    timer: T0,
+    verdict: "Primary suspended (quorum) for 0s of 5s before force-demoting",
+  },
+  {
+    name: "suspended for fencing just below failOverTimeout: no demotion",
+    suspended: { fencing: true },
+    localPods: [local("app", { deletionTimestamp: terminating })],
+    since: T0 - 4_999,
+    plan: [],
+    verdict: "Primary suspended (fencing) for 4.9s of 5s before force-demoting",
+  },
+  {
+    name: "suspended for a minute: demote",
+    suspended: { noData: true },
+    localPods: [local("app", { deletionTimestamp: terminating })],
+    since: T0 - 60_000,
+    plan: ["force-demote pvc-1"],
+  },
+  {
+    name: "timer runs while a consumer still runs",
+    suspended: { quorum: true },
+    localPods: [local("web")],
+    since: undefined,
+    plan: [],
+    timer: T0,
+  },
+  {
+    name: "suspension over: timer cleared",
+    suspended: {},
+    localPods: [local("app", { deletionTimestamp: terminating })],
+    since: T0 - 60_000,
+    plan: [],
+    timer: undefined,
+  },
+  {
+    name: "a Released PV's stale claim finds no consumer: nothing",
+    suspended: { quorum: true },
+    localPods: [local("app", { deletionTimestamp: terminating })],
+    persistentVolumes: [pv("pvc-1", { phase: "Released" })],
+    plan: [],
+    verdict: "no local pod uses it",
   },
   {
     name: "no local consumer: nothing",
@@ -119,9 +190,13 @@ for (const c of cases) {
       localPods: c.localPods,
       persistentVolumes: c.persistentVolumes ?? [pv("pvc-1")],
     });
+    const since = "since" in c ? c.since : T0 - 5_000;
+    const m = memory({ suspendedSince: since === undefined ? {} : { "pvc-1": since } });
     // Node taints are off so that the plan shows only what this rule decides.
-    const decision = decide(s, memory(), options({ disableNodeTaints: true }), T0);
+    const decision = decide(s, m, options({ disableNodeTaints: true }), T0);
     assert.deepEqual(summary(decision.plan), c.plan);
+    const timer = "timer" in c ? c.timer : since;
+    assert.equal(decision.memory.suspendedSince.get("pvc-1"), timer);
     if (c.verdict !== undefined) {
       assert.ok(
         decision.verdicts[0].decision.includes(c.verdict),
@@ -143,10 +218,13 @@ Deno.test("suspended demotion: events on the PV and its claim, reason names the 
     localPods: [pod("app", { nodeName: "node-a", deletionTimestamp: terminating })],
     persistentVolumes: [pv("pvc-1")],
   });
-  const [demote] = decide(s, memory(), options({ disableNodeTaints: true }), T0).plan;
-  assert.equal(demote.kind, "force-demote");
-  assert.equal(demote.resource, "pvc-1");
-  assert.match(demote.reason, /pvc-1.*quorum, no-data.*default\/app/);
+  const m = memory({ suspendedSince: { "pvc-1": T0 - 65_000 } });
+  const [demote] = decide(s, m, options({ disableNodeTaints: true }), T0).plan;
+  assert.ok(demote.kind === "force-demote");
+  // The resource of a forced demotion is always a name (a type error if it could be undefined).
+  const name: string = demote.resource;
+  assert.equal(name, "pvc-1");
+  assert.match(demote.reason, /pvc-1.*quorum, no-data.*for 1m5s.*default\/app/);
   assert.deepEqual(eventSummary([demote]), [
     "Warning ForcedVolumeDemotion/ForceDemoted PersistentVolume pvc-1",
     "Warning ForcedVolumeDemotion/ForceDemoted PersistentVolumeClaim default/data",
