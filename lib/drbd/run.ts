@@ -251,19 +251,28 @@ class TextCollector {
   }
 }
 
+/**
+ * Waits until `finished` settles or the pipe grace time is over, whichever
+ * comes first. Returns false when the grace time ran out: something (a
+ * grandchild) still holds the pipe open and the caller should stop reading it.
+ */
+async function finishedWithinGrace(finished: Promise<void>): Promise<boolean> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const graceOver = new Promise<false>((resolve) => {
+    timer = setTimeout(() => resolve(false), PIPE_GRACE_MS);
+  });
+  try {
+    return await Promise.race([finished.then(() => true), graceOver]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 /** Waits for a collector, but gives up (cancelling it) after the grace time. */
 async function finishCollecting(collector: TextCollector): Promise<void> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const graceOver = new Promise<"grace-over">((resolve) => {
-    timer = setTimeout(() => resolve("grace-over"), PIPE_GRACE_MS);
-  });
-  const outcome = await Promise.race([collector.done.then(() => "done" as const), graceOver]);
-  clearTimeout(timer);
-  if (outcome === "grace-over") {
-    // Something (a grandchild) still holds the pipe open: stop reading it.
-    await collector.cancel();
-    await collector.done;
-  }
+  if (await finishedWithinGrace(collector.done)) return;
+  await collector.cancel();
+  await collector.done;
 }
 
 /**
@@ -463,13 +472,7 @@ export function spawnDrbdsetup(
     const stoppedBeforeExit = stopped;
     // Give the consumer a moment to drain what was printed before the exit;
     // then stop reading (a grandchild might still hold the pipe open).
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const graceOver = new Promise<"grace-over">((resolve) => {
-      timer = setTimeout(() => resolve("grace-over"), PIPE_GRACE_MS);
-    });
-    const outcome = await Promise.race([readerFinished.then(() => "done" as const), graceOver]);
-    clearTimeout(timer);
-    if (outcome === "grace-over") {
+    if (!(await finishedWithinGrace(readerFinished))) {
       try {
         await reader.cancel();
       } catch {

@@ -293,3 +293,23 @@ Deno.test("a stream that fails reports its exit code and stderr", async () => {
     assert.match(exit.stderr, /Failed to modprobe drbd/);
   });
 });
+
+Deno.test("a stream whose grandchild keeps stdout open still ends and reports its exit", async () => {
+  await withScript(
+    `echo "exists -"; sleep 30 & echo $! > "$SCRIPT_DIR/grandchild"; exit 3`,
+    async (env, dir) => {
+      try {
+        const stream = spawnDrbdsetup(["events2"], { env });
+        const lines: string[] = [];
+        // Ends only because the reader gives up on the pipe after the grace time.
+        for await (const batch of stream.batches) lines.push(...batch);
+        const exit = await stream.exited;
+        assert.deepEqual(lines, ["exists -"]);
+        assert.equal(exit.code, 3);
+        assert.equal(exit.stopped, false);
+      } finally {
+        Deno.kill(Number(await Deno.readTextFile(`${dir}/grandchild`)), "SIGKILL");
+      }
+    },
+  );
+});
