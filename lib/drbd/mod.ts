@@ -44,13 +44,10 @@ export {
   type SpawnDrbdsetupOptions,
 } from "./run.ts";
 export {
-  type DrbdLog,
-  type DrbdLogLevel,
   DrbdSampler,
   type DrbdSamplerOptions,
   EVENTS2_NOW_ARGS,
   EVENTS2_STREAM_ARGS,
-  logtapeDrbdLog,
   NOT_LOADED_MESSAGE,
   sampleOnce,
   type SampleOnceOptions,

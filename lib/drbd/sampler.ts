@@ -9,10 +9,31 @@
  * `events2 --now` is used rather than `status --json` because only events2
  * carries may_promote.
  *
+ * How fresh a sample is (`confirmedAt`), so that the rules' staleness bound
+ * (2 × statusInterval + failOverTimeout) holds the agent back whenever the
+ * sampler cannot vouch for the state:
+ *
+ * - A live stream does not confirm anything by itself: a stream that hung
+ *   looks exactly like a quiet one. While the stream is live, `confirmedAt`
+ *   is the later of the stream's start (its dump is a full read) and the
+ *   start of the last full resync whose reading agreed with the stream. When
+ *   resyncs keep failing, `confirmedAt` stays put and the sample goes stale,
+ *   even though the stream still delivers changes.
+ * - After the stream printed a line that cannot be read, its state may be
+ *   wrong: the sample has availability `error` (the message names the line)
+ *   until a resync that began after that line agrees with the stream, or a
+ *   resync that disagrees replaces the state and restarts the stream. A resync
+ *   is started at once for this.
+ * - When the stream is not live, `confirmedAt` is the start of the resync that
+ *   read the served state, or the time the ended stream was last confirmed.
+ *
+ * Nothing the sampler runs in the background may end the process: every
+ * unexpected failure is logged, counted through `onError`, and the work is
+ * retried after a delay.
+ *
  * @module
  */
 
-import { getLogger } from "@logtape/logtape";
 import { Events2State, parseEvents2Dump } from "./events2.ts";
 import type { DrbdResource, DrbdResourceConfig, DrbdSample } from "./model.ts";
 import {
@@ -23,6 +44,7 @@ import {
   spawnDrbdsetup,
 } from "./run.ts";
 import { parseShowJson } from "./show_json.ts";
+import { type Log, logger } from "../log.ts";
 
 /** The message of a sample whose availability is `not-loaded`. */
 export const NOT_LOADED_MESSAGE = "DRBD not loaded: nothing to watch";
@@ -33,29 +55,6 @@ export const EVENTS2_STREAM_ARGS: readonly string[] = Object.freeze(["events2"])
 export const EVENTS2_NOW_ARGS: readonly string[] = Object.freeze(["events2", "--now"]);
 /** Arguments of the configuration read (`--show-defaults`: 9.22 hides defaults otherwise). */
 export const SHOW_ARGS: readonly string[] = Object.freeze(["show", "--show-defaults", "--json"]);
-
-/** Log levels the sampler uses. */
-export type DrbdLogLevel = "debug" | "info" | "warning" | "error";
-
-/** A log callback: one message plus structured properties. */
-export type DrbdLog = (
-  level: DrbdLogLevel,
-  message: string,
-  properties?: Record<string, unknown>,
-) => void;
-
-/** Logs to @logtape/logtape under the category `["ha-controller", "drbd"]`. */
-export function logtapeDrbdLog(): DrbdLog {
-  const logger = getLogger(["ha-controller", "drbd"]);
-  // The message goes in as a property so braces in it are never placeholders.
-  return (level, message, properties) => {
-    const props = { ...properties, message };
-    if (level === "debug") logger.debug("{message}", props);
-    else if (level === "info") logger.info("{message}", props);
-    else if (level === "warning") logger.warning("{message}", props);
-    else logger.error("{message}", props);
-  };
-}
 
 /** Options of {@linkcode DrbdSampler}. */
 export interface DrbdSamplerOptions {
@@ -75,8 +74,8 @@ export interface DrbdSamplerOptions {
   stableAfterMs?: number;
   /** How long a resync waits for a quiet stream before calling a difference a stall. */
   stallSettleMs?: number;
-  /** Where log messages go (default: @logtape, category ha-controller.drbd). */
-  log?: DrbdLog;
+  /** Where log messages go (default: `logger("drbd")`). */
+  log?: Log;
   /** Wall clock for `confirmedAt` (default `Date.now`). */
   now?: () => number;
   /** Extra environment for drbdsetup (tests: PATH to a fake). */
@@ -239,9 +238,13 @@ export async function sampleOnce(options: SampleOnceOptions): Promise<DrbdSample
  *
  * - The `events2` stream is restarted after it ends, with a delay that
  *   doubles from `restartDelayMinMs` to `restartDelayMaxMs` and is reset once
- *   a stream ran `stableAfterMs` after its initial dump.
- * - While the stream is not delivering, the last confirmed state is served
- *   with its `confirmedAt`, so the consumer sees its age.
+ *   a stream ran `stableAfterMs` after its initial dump. An unexpected failure
+ *   of this supervision is logged and retried with the same delays.
+ * - `confirmedAt` is the last time a full read vouched for the state (see the
+ *   module documentation): the stream's dump or a resync that agreed with it.
+ *   The stream's own changes are served at once but confirm nothing.
+ * - After an unreadable stream line the sample is an `error` until a resync
+ *   agrees with the stream again.
  * - Every `statusIntervalMs` a resync reads the whole state. If it differs
  *   from what the stream says while the stream is quiet, the stream missed
  *   changes: the difference is logged, the resync's state adopted and the
@@ -258,7 +261,7 @@ export class DrbdSampler {
   readonly #stallSettleMs: number;
   readonly #onChange: () => void;
   readonly #onError: (command: string) => void;
-  readonly #log: DrbdLog;
+  readonly #log: Log;
   readonly #now: () => number;
   readonly #env: Record<string, string> | undefined;
 
@@ -268,6 +271,14 @@ export class DrbdSampler {
 
   /** The stream's state once its dump is complete; undefined while the stream is not live. */
   #live: Events2State | undefined;
+  /** When `#live` was last confirmed: the stream's start or an agreeing resync's start. */
+  #liveConfirmedAt = 0;
+  /**
+   * The running stream printed a line that could not be read: its state is
+   * not trusted until a resync that began after that line (stream activity
+   * `activity`) agrees with it.
+   */
+  #unreadable: { message: string; activity: number } | undefined;
   /** The last confirmed state while the stream is not live. */
   #stored: DrbdResource[] | undefined;
   /** When `#stored` was confirmed (ms since epoch); 0 = never. */
@@ -300,7 +311,7 @@ export class DrbdSampler {
     this.#stallSettleMs = options.stallSettleMs ?? 250;
     this.#onChange = options.onChange ?? (() => {});
     this.#onError = options.onError ?? (() => {});
-    this.#log = options.log ?? logtapeDrbdLog();
+    this.#log = options.log ?? logger("drbd");
     this.#now = options.now ?? Date.now;
     this.#env = options.env;
   }
@@ -322,7 +333,7 @@ export class DrbdSampler {
     this.#resyncTimer = undefined;
     for (const wake of [...this.#sleepers]) wake();
     this.#wakeSupervisor?.();
-    await this.#process?.stop();
+    await this.#stopProcess();
     await this.#supervisor;
     await this.#resyncRunning;
   }
@@ -337,12 +348,20 @@ export class DrbdSampler {
         confirmedAt: this.#storedAt,
       };
     }
+    if (this.#live !== undefined && this.#unreadable !== undefined) {
+      return {
+        availability: "error",
+        message: this.#unreadable.message,
+        resources: [],
+        confirmedAt: this.#liveConfirmedAt,
+      };
+    }
     if (this.#live !== undefined) {
       return {
         availability: "ok",
         message: undefined,
         resources: withConfig(this.#live.resources(), this.#configs),
-        confirmedAt: this.#now(),
+        confirmedAt: this.#liveConfirmedAt,
       };
     }
     if (this.#stored !== undefined && this.#trouble === undefined) {
@@ -381,11 +400,31 @@ export class DrbdSampler {
     try {
       this.#onChange();
     } catch (err) {
-      this.#log("error", `onChange callback failed: ${errorMessage(err)}`);
+      this.#log.error(`onChange callback failed: ${errorMessage(err)}`);
+    }
+  }
+
+  /** Tells the consumer a drbdsetup command failed; a throwing callback is only logged. */
+  #reportError(command: string): void {
+    try {
+      this.#onError(command);
+    } catch (err) {
+      this.#log.error(`onError callback failed: ${errorMessage(err)}`);
+    }
+  }
+
+  /** Stops the running stream; a failure to stop is logged, never thrown. */
+  async #stopProcess(): Promise<void> {
+    try {
+      await this.#process?.stop();
+    } catch (err) {
+      this.#log.error(`Stopping drbdsetup events2 failed: ${errorMessage(err)}`);
+      this.#reportError("events2");
     }
   }
 
   #sleep(ms: number): Promise<void> {
+    if (this.#stopped) return Promise.resolve();
     return new Promise((resolve) => {
       const done = () => {
         clearTimeout(timer);
@@ -414,7 +453,8 @@ export class DrbdSampler {
         await this.#resyncOnce();
       } while (this.#resyncAgain && !this.#stopped);
     } catch (err) {
-      this.#log("error", `DRBD resync failed unexpectedly: ${errorMessage(err)}`);
+      this.#log.error(`DRBD resync failed unexpectedly: ${errorMessage(err)}`);
+      this.#reportError("events2");
     } finally {
       this.#resyncRunning = undefined;
       this.#scheduleResync(this.#intervalMs);
@@ -428,20 +468,20 @@ export class DrbdSampler {
       timeoutMs: this.#timeoutMs,
       signal: this.#abort.signal,
       env: this.#env,
-      onError: (command) => this.#onError(command),
+      onError: (command) => this.#reportError(command),
     });
     if (this.#stopped) return;
     if (reading.kind === "not-loaded") return this.#enterNotLoaded(startedAt);
     if (reading.kind === "error") {
       if (this.#live !== undefined) {
-        this.#log(
-          "warning",
-          `DRBD resync failed, the events2 stream still runs: ${reading.message}`,
+        this.#log.warn(
+          `DRBD resync failed, the events2 stream still runs but its state stays confirmed ` +
+            `as of ${new Date(this.#liveConfirmedAt).toISOString()}: ${reading.message}`,
         );
         return;
       }
       if (this.#trouble?.message !== reading.message) {
-        this.#log("warning", `DRBD state cannot be read: ${reading.message}`);
+        this.#log.warn(`DRBD state cannot be read: ${reading.message}`);
       }
       this.#trouble = { availability: "error", message: reading.message };
       this.#notify();
@@ -449,13 +489,13 @@ export class DrbdSampler {
     }
     let changed = false;
     if (reading.showError !== undefined) {
-      this.#log("warning", `DRBD resource options cannot be read: ${reading.showError.message}`);
+      this.#log.warn(`DRBD resource options cannot be read: ${reading.showError.message}`);
     } else if (!sameJson(this.#configs, reading.configs)) {
       this.#configs = reading.configs;
       changed = true;
     }
     if (this.#trouble?.availability === "not-loaded") {
-      this.#log("info", "DRBD is loaded now; starting to watch it");
+      this.#log.info("DRBD is loaded now; starting to watch it");
     }
     if (this.#live !== undefined) {
       changed = await this.#checkStream(reading.resources, activityBefore, startedAt) || changed;
@@ -472,16 +512,20 @@ export class DrbdSampler {
     if (changed) this.#notify();
   }
 
-  /** Compares a resync reading with the live stream; heals a stall. Returns true on adoption. */
+  /**
+   * Compares a resync reading with the live stream: an agreement confirms the
+   * stream's state, a lasting difference is a stall that is healed. Returns
+   * true when the sample changed.
+   */
   async #checkStream(
     resources: DrbdResource[],
     activityBefore: number,
     startedAt: number,
   ): Promise<boolean> {
     const live = this.#live;
-    if (live === undefined || sameState(live.resources(), resources)) {
-      this.#suspectResyncs = 0;
-      return false;
+    if (live === undefined) return false;
+    if (sameState(live.resources(), resources)) {
+      return this.#confirmLive(startedAt, activityBefore);
     }
     let quiet = this.#streamActivity === activityBefore;
     if (quiet) {
@@ -490,8 +534,7 @@ export class DrbdSampler {
       if (this.#stopped || this.#live !== live) return false;
       quiet = this.#streamActivity === activityBefore;
       if (sameState(live.resources(), resources)) {
-        this.#suspectResyncs = 0;
-        return false;
+        return this.#confirmLive(startedAt, activityBefore);
       }
     }
     if (!quiet) {
@@ -501,18 +544,34 @@ export class DrbdSampler {
     }
     this.#suspectResyncs = 0;
     const names = differingNames(live.resources(), resources);
-    this.#log(
-      "warning",
+    this.#log.warn(
       `drbdsetup events2 missed changes of ${names.join(", ")}; ` +
         `adopting the resync state and restarting the stream`,
       { resources: names, stream: live.resources(), resync: resources },
     );
     this.#live = undefined;
+    this.#unreadable = undefined;
     this.#stored = resources;
     this.#storedAt = startedAt;
     this.#trouble = undefined;
     this.#restartRequested = true;
-    await this.#process?.stop();
+    await this.#stopProcess();
+    return true;
+  }
+
+  /**
+   * A resync that began at `startedAt` agrees with the live stream: the state
+   * is confirmed as of then, and an unreadable line printed before the resync
+   * began did no harm. Returns true when the sample became trusted again.
+   */
+  #confirmLive(startedAt: number, activityBefore: number): boolean {
+    this.#suspectResyncs = 0;
+    this.#liveConfirmedAt = Math.max(this.#liveConfirmedAt, startedAt);
+    if (this.#unreadable === undefined || this.#unreadable.activity >= activityBefore) {
+      return false;
+    }
+    this.#unreadable = undefined;
+    this.#log.info("a DRBD resync agrees with the events2 stream again; trusting its state");
     return true;
   }
 
@@ -522,47 +581,65 @@ export class DrbdSampler {
     this.#storedAt = at;
     this.#stored = [];
     this.#live = undefined;
+    this.#unreadable = undefined;
     if (!was) {
-      this.#log("warning", `${NOT_LOADED_MESSAGE}; checking again every ${this.#intervalMs} ms`);
+      this.#log.warn(`${NOT_LOADED_MESSAGE}; checking again every ${this.#intervalMs} ms`);
       this.#notify();
     }
     if (this.#process !== undefined) {
       this.#restartRequested = true;
-      void this.#process.stop();
+      // The supervisor notices the end of the stream; nobody awaits this.
+      void this.#stopProcess();
     }
   }
 
-  /** Runs the stream again and again until stopped. */
+  /**
+   * Runs the stream again and again until stopped. Never rejects: an
+   * unexpected failure is logged and counted, and the stream is retried after
+   * the restart delay.
+   */
   async #supervise(): Promise<void> {
     let delayMs = this.#restartMinMs;
     while (!this.#stopped) {
-      if (this.#trouble?.availability === "not-loaded") {
-        await new Promise<void>((resolve) => this.#wakeSupervisor = resolve);
-        this.#wakeSupervisor = undefined;
-        continue;
-      }
-      const outcome = await this.#runStream();
-      if (this.#stopped) break;
-      if (this.#restartRequested) {
+      try {
+        if (this.#trouble?.availability === "not-loaded") {
+          await new Promise<void>((resolve) => this.#wakeSupervisor = resolve);
+          this.#wakeSupervisor = undefined;
+          continue;
+        }
+        const outcome = await this.#runStream();
+        if (this.#stopped) break;
+        if (this.#restartRequested) {
+          this.#restartRequested = false;
+          continue;
+        }
+        if (outcome.kind === "not-loaded") {
+          this.#enterNotLoaded(this.#now());
+          continue;
+        }
+        if (outcome.ranStableMs >= this.#stableAfterMs) delayMs = this.#restartMinMs;
+        this.#log.warn(`${outcome.message}; restarting it in ${delayMs} ms`);
+        this.#reportError("events2");
+      } catch (err) {
+        if (this.#stopped) break;
         this.#restartRequested = false;
-        continue;
+        this.#log.error(
+          `Watching drbdsetup events2 failed unexpectedly: ${errorMessage(err)}; ` +
+            `restarting it in ${delayMs} ms`,
+        );
+        this.#reportError("events2");
       }
-      if (outcome.kind === "not-loaded") {
-        this.#enterNotLoaded(this.#now());
-        continue;
-      }
-      if (outcome.ranStableMs >= this.#stableAfterMs) delayMs = this.#restartMinMs;
-      this.#log("warning", `${outcome.message}; restarting it in ${delayMs} ms`);
-      this.#onError("events2");
       await this.#sleep(delayMs);
       delayMs = Math.min(delayMs * 2, this.#restartMaxMs);
     }
   }
 
-  /** Runs one events2 stream until it ends. */
+  /** Runs one events2 stream until it ends; the process is stopped even when this throws. */
   async #runStream(): Promise<
     { kind: "not-loaded" } | { kind: "ended"; message: string; ranStableMs: number }
   > {
+    // The dump is printed after the start, so the state it gives is confirmed as of then.
+    const startedAt = this.#now();
     let process: DrbdsetupProcess;
     try {
       process = spawnDrbdsetup([...EVENTS2_STREAM_ARGS], { env: this.#env });
@@ -574,53 +651,90 @@ export class DrbdSampler {
       return { kind: "ended", message, ranStableMs: 0 };
     }
     this.#process = process;
+    this.#unreadable = undefined;
     this.#streamActivity++;
     const state = new Events2State();
     let liveSince: number | undefined;
-    let badLines = 0;
-    for await (const batch of process.batches) {
-      let changed = false;
-      for (const line of batch) {
-        const applied = state.apply(line);
-        if (applied.kind === "error") {
-          badLines++;
-          this.#log("warning", `drbdsetup events2 printed an unreadable line: ${applied.message}`, {
-            line: applied.line,
-          });
-          continue;
-        }
-        if (applied.endOfDump && liveSince === undefined) {
-          liveSince = performance.now();
-          this.#live = state;
-          this.#stored = undefined;
-          this.#trouble = undefined;
-          changed = true;
-        } else if (applied.changed && this.#live === state) {
-          changed = true;
-        }
-      }
-      this.#streamActivity++;
-      if (this.#stopped) break;
-      if (changed) this.#notify();
-      if (badLines > 0) {
-        // The stream's state may now be wrong: let a resync compare soon.
-        badLines = 0;
-        this.#scheduleResync(0);
-      }
-    }
-    const exit = await process.stop();
-    this.#streamActivity++;
-    this.#process = undefined;
-    if (this.#live === state) {
-      this.#live = undefined;
-      this.#stored = state.resources();
-      this.#storedAt = this.#now();
+    let exit: DrbdsetupExit;
+    try {
+      liveSince = await this.#follow(process, state, startedAt);
+    } finally {
+      // Also after an unexpected failure: no stream is left running, and its
+      // state is no longer served as live.
+      exit = await process.stop().finally(() => {
+        this.#streamActivity++;
+        this.#process = undefined;
+        this.#endLive(state);
+      });
     }
     const ranStableMs = liveSince === undefined ? 0 : performance.now() - liveSince;
     if (!exit.stopped && exit.signal === null && exitError(exit).notLoaded) {
       return { kind: "not-loaded" };
     }
     return { kind: "ended", message: exitDescription(exit), ranStableMs };
+  }
+
+  /**
+   * Applies the stream's lines to `state` until the stream ends, making it
+   * the live state once its dump is complete. Returns when it went live
+   * (`performance.now()`), or undefined if it never did.
+   */
+  async #follow(
+    process: DrbdsetupProcess,
+    state: Events2State,
+    startedAt: number,
+  ): Promise<number | undefined> {
+    let liveSince: number | undefined;
+    for await (const batch of process.batches) {
+      let changed = false;
+      let badLines = 0;
+      for (const line of batch) {
+        const applied = state.apply(line);
+        if (applied.kind === "error") {
+          badLines++;
+          const message = `drbdsetup events2 printed an unreadable line ` +
+            `${JSON.stringify(applied.line)}: ${applied.message}`;
+          this.#log.warn(message, { line: applied.line });
+          // Counted against the activity before this batch: only a resync that
+          // starts after this batch can vouch for the state again.
+          this.#unreadable = {
+            message: `${message}; waiting for a resync to agree`,
+            activity: this.#streamActivity,
+          };
+          changed = true;
+          continue;
+        }
+        if (applied.endOfDump && liveSince === undefined) {
+          liveSince = performance.now();
+          this.#live = state;
+          this.#liveConfirmedAt = startedAt;
+          this.#stored = undefined;
+          this.#trouble = undefined;
+          changed = true;
+        } else if (applied.changed) {
+          changed = true;
+        }
+      }
+      this.#streamActivity++;
+      if (this.#stopped) break;
+      if (changed && this.#live === state) this.#notify();
+      // The stream's state may now be wrong: let a resync compare soon.
+      if (badLines > 0) this.#scheduleResync(0);
+    }
+    return liveSince;
+  }
+
+  /** The stream of `state` ended: keep its last state, confirmed as of its last confirmation. */
+  #endLive(state: Events2State): void {
+    if (this.#live === state) {
+      this.#live = undefined;
+      this.#stored = state.resources();
+      this.#storedAt = this.#liveConfirmedAt;
+      if (this.#unreadable !== undefined) {
+        this.#trouble = { availability: "error", message: this.#unreadable.message };
+      }
+    }
+    this.#unreadable = undefined;
   }
 }
 

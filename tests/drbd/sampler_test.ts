@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import type { DrbdResource, DrbdSample } from "../../lib/drbd/model.ts";
+import type { Log } from "../../lib/log.ts";
 import {
-  type DrbdLogLevel,
   DrbdSampler,
   type DrbdSamplerOptions,
   NOT_LOADED_MESSAGE,
@@ -49,12 +49,22 @@ async function waitFor(
   }
 }
 
+type Level = keyof Log;
+
 interface Harness {
   fake: FakeDrbd;
   sampler: DrbdSampler;
-  logs: { level: DrbdLogLevel; message: string }[];
+  logs: { level: Level; message: string }[];
   changes: () => number;
-  clock: { now: number };
+  clock: { now: number; broken?: string };
+}
+
+/** A Log that keeps every message. */
+function recordingLog(logs: Harness["logs"]): Log {
+  const at = (level: Level) => (message: string) => {
+    logs.push({ level, message });
+  };
+  return { debug: at("debug"), info: at("info"), warn: at("warn"), error: at("error") };
 }
 
 async function withSampler(
@@ -65,7 +75,7 @@ async function withSampler(
   const fake = await FakeDrbd.create({ dialect: options.dialect });
   const logs: Harness["logs"] = [];
   let changes = 0;
-  const clock = { now: 1_000_000 };
+  const clock: Harness["clock"] = { now: 1_000_000 };
   const sampler = new DrbdSampler({
     statusIntervalMs: 60_000,
     timeoutMs: 10_000,
@@ -74,8 +84,11 @@ async function withSampler(
     stallSettleMs: 50,
     ...options,
     env: options.env ?? fake.env,
-    now: () => clock.now,
-    log: (level, message) => logs.push({ level, message }),
+    now: () => {
+      if (clock.broken !== undefined) throw new Error(clock.broken);
+      return clock.now;
+    },
+    log: recordingLog(logs),
     onChange: () => changes++,
   });
   try {
@@ -101,7 +114,7 @@ Deno.test("the sampler reads the state, merges the options and follows live chan
   await withSampler(
     {},
     (fake) => fake.setResources([configured()], showFreeze),
-    async ({ fake, sampler, changes, clock }) => {
+    async ({ fake, sampler, changes }) => {
       await waitFor("the first state", () => okWith(sampler.sample(), [configured()]));
       await waitFor("the live stream", async () => (await fake.streamPids()).length === 1);
       const before = changes();
@@ -109,8 +122,6 @@ Deno.test("the sampler reads the state, merges the options and follows live chan
       await fake.setResources([peerLost()], showFreeze);
       await waitFor("the change via events2", () => okWith(sampler.sample(), [peerLost()]));
       assert.ok(changes() > before, "onChange was not called");
-      clock.now += 5_000;
-      assert.equal(sampler.sample().confirmedAt, clock.now, "a live stream confirms the state now");
       assert.deepEqual(
         (await fake.calls()).map((argv) => argv.join(" ")).sort(),
         ["events2", "events2 --now", "show --show-defaults --json"],
@@ -125,10 +136,11 @@ Deno.test("a dying stream is restarted; while it cannot run the sample goes stal
     (fake) => fake.setResources([configured()], showFreeze),
     async ({ fake, sampler, logs, clock }) => {
       await waitFor("the live stream", async () => (await fake.streamPids()).length === 1);
+      await waitFor("the first state", () => okWith(sampler.sample(), [configured()]));
       const [firstPid] = await fake.streamPids();
+      const confirmedAt = sampler.sample().confirmedAt;
       await fake.setFailure("events2", { code: 1, stderr: "events2: netlink trouble" });
       clock.now += 1_000;
-      const diedAt = clock.now;
       await fake.killStreams();
       await waitFor(
         "three failed restarts",
@@ -143,9 +155,10 @@ Deno.test("a dying stream is restarted; while it cannot run the sample goes stal
       );
       clock.now += 1_000;
       const stale = sampler.sample();
+      assert.equal(stale.availability, "ok");
       assert.equal(
         stale.confirmedAt,
-        diedAt,
+        confirmedAt,
         "the state must not look fresh while the stream is down",
       );
       await sampler.resync();
@@ -181,6 +194,159 @@ Deno.test("a dying stream is restarted; while it cannot run the sample goes stal
   );
 });
 
+Deno.test("while live, only a resync that agrees confirms the state; failed ones do not", async () => {
+  await withSampler(
+    {},
+    (fake) => fake.setResources([configured()], showFreeze),
+    async ({ fake, sampler, clock }) => {
+      await waitFor("the live stream", async () => (await fake.streamPids()).length === 1);
+      await waitFor("the first state", () => okWith(sampler.sample(), [configured()]));
+      const startedAt = clock.now;
+      assert.equal(sampler.sample().confirmedAt, startedAt);
+
+      clock.now += 10_000;
+      await fake.setResources([peerLost()], showFreeze);
+      await waitFor("the change via events2", () => okWith(sampler.sample(), [peerLost()]));
+      assert.equal(sampler.sample().confirmedAt, startedAt, "a stream change confirms nothing");
+      await sampler.resync();
+      const agreedAt = clock.now;
+      assert.equal(sampler.sample().confirmedAt, agreedAt, "an agreeing resync confirms");
+
+      // The stream goes on, but no full read can vouch for it any more.
+      await fake.setFailure("events2", { code: 10, stderr: "all: Failure: (170) Bad thing" });
+      for (let i = 0; i < 3; i++) {
+        clock.now += 60_000;
+        await sampler.resync();
+      }
+      await fake.setResources([configured()], showFreeze);
+      await waitFor("the next change via events2", () => okWith(sampler.sample(), [configured()]));
+      assert.equal(sampler.sample().confirmedAt, agreedAt, "failed resyncs must not confirm");
+
+      await fake.setFailure("events2", undefined);
+      clock.now += 1_000;
+      await sampler.resync();
+      assert.ok(okWith(sampler.sample(), [configured()]));
+      assert.equal(sampler.sample().confirmedAt, clock.now);
+    },
+  );
+});
+
+Deno.test("after an unreadable stream line the sample is an error until a resync agrees", async () => {
+  await withSampler(
+    {},
+    (fake) => fake.setResources([configured()], showFreeze),
+    async ({ fake, sampler, logs, changes, clock }) => {
+      await waitFor("the live stream", async () => (await fake.streamPids()).length === 1);
+      await waitFor("the first state", () => okWith(sampler.sample(), [configured()]));
+      await sampler.resync();
+      const confirmedAt = sampler.sample().confirmedAt;
+      // Resyncs fail from now on; the running stream is not affected.
+      await fake.setFailure("events2", { code: 10, stderr: "all: Failure: (170) Bad thing" });
+      const before = changes();
+      const bad = "change connection name:r0 peer-node-id:1 conn-name:node-b connection";
+      await fake.appendStreamLines([bad]);
+      await waitFor("the error", () => sampler.sample().availability === "error");
+      assert.deepEqual(sampler.sample(), {
+        availability: "error",
+        message: `drbdsetup events2 printed an unreadable line ${JSON.stringify(bad)}: ` +
+          `Expected key:value fields, got "connection"; waiting for a resync to agree`,
+        resources: [],
+        confirmedAt,
+      });
+      assert.ok(changes() > before, "onChange was not called");
+      // The line makes the sampler resync at once; that resync fails.
+      await waitFor(
+        "the failed resync",
+        () => logs.some((l) => l.message.startsWith("DRBD resync")),
+      );
+      // Readable changes that follow do not make the stream trusted again either.
+      const seen = changes();
+      await fake.setResources([peerLost()], showFreeze);
+      await waitFor("the change via events2", () => changes() > seen);
+      const [pid] = await fake.streamPids();
+      clock.now += 60_000;
+      await sampler.resync();
+      assert.equal(sampler.sample().availability, "error", "a failed resync vouches for nothing");
+
+      await fake.setFailure("events2", undefined);
+      clock.now += 1_000;
+      await sampler.resync();
+      const trusted = sampler.sample();
+      assert.ok(okWith(trusted, [peerLost()]), JSON.stringify(trusted));
+      assert.equal(trusted.confirmedAt, clock.now);
+      assert.deepEqual(await fake.streamPids(), [pid], "the agreeing stream was kept");
+      assert.ok(logs.some((l) => l.message.includes("agrees with the events2 stream again")));
+    },
+  );
+});
+
+Deno.test("an unexpected failure while watching the stream is logged and retried", async () => {
+  const errors: string[] = [];
+  await withSampler(
+    { onError: (command) => errors.push(command) },
+    (fake) => fake.setResources([configured()], showFreeze),
+    async ({ fake, sampler, logs, clock }) => {
+      await waitFor("the live stream", async () => (await fake.streamPids()).length === 1);
+      await waitFor("the first state", () => okWith(sampler.sample(), [configured()]));
+      const [firstPid] = await fake.streamPids();
+      clock.broken = "the clock is broken";
+      await fake.killStreams();
+      await waitFor("the failure in the log", () =>
+        logs.some((l) =>
+          l.level === "error" &&
+          /^Watching drbdsetup events2 failed unexpectedly: the clock is broken; restarting it in \d+ ms$/
+            .test(l.message)
+        ));
+      assert.ok(errors.includes("events2"), "onError was not called");
+      clock.broken = undefined;
+      await waitFor("a new stream", async () => {
+        const pids = await fake.streamPids();
+        return pids.length === 1 && pids[0] !== firstPid;
+      });
+      await fake.setResources([peerLost()], showFreeze);
+      await waitFor("the change via the new stream", () => okWith(sampler.sample(), [peerLost()]));
+    },
+  );
+});
+
+Deno.test("an onError callback that throws is logged and the sampler carries on", async () => {
+  await withSampler(
+    {
+      onError: () => {
+        throw new Error("counter broken");
+      },
+    },
+    (fake) => fake.setResources([configured()], showFreeze),
+    async ({ fake, sampler, logs }) => {
+      await waitFor("the live stream", async () => (await fake.streamPids()).length === 1);
+      await waitFor("the first state", () => okWith(sampler.sample(), [configured()]));
+      const [firstPid] = await fake.streamPids();
+      await fake.setFailure("events2", { code: 1, stderr: "events2: netlink trouble" });
+      await fake.killStreams();
+      await waitFor(
+        "the callback failure in the log",
+        () =>
+          logs.some((l) =>
+            l.level === "error" && l.message === "onError callback failed: counter broken"
+          ),
+      );
+      await sampler.resync();
+      assert.equal(sampler.sample().availability, "error");
+      assert.equal(
+        sampler.sample().message,
+        "drbdsetup events2 --now failed with exit code 1: events2: netlink trouble",
+      );
+      await fake.setFailure("events2", undefined);
+      await waitFor("a new stream", async () => {
+        const pids = await fake.streamPids();
+        return pids.length === 1 && pids[0] !== firstPid;
+      });
+      await fake.setResources([peerLost()], showFreeze);
+      await waitFor("the change via the new stream", () => okWith(sampler.sample(), [peerLost()]));
+    },
+  );
+});
+
 Deno.test("a stalled stream is noticed by the resync, which heals it", async () => {
   await withSampler(
     { statusIntervalMs: 150 },
@@ -197,7 +363,7 @@ Deno.test("a stalled stream is noticed by the resync, which heals it", async () 
         warning?.message,
         "drbdsetup events2 missed changes of r0; adopting the resync state and restarting the stream",
       );
-      assert.equal(warning?.level, "warning");
+      assert.equal(warning?.level, "warn");
       await waitFor("a fresh stream", async () => {
         const pids = await fake.streamPids();
         return pids.length === 1 && pids[0] !== stalledPid;
