@@ -152,7 +152,7 @@ export class Executor {
       case "delete-volume-attachment":
         return a.deleteVolumeAttachment(action.name, action.uid, action.gracePeriodSeconds);
       case "force-demote":
-        return a.forceSecondary(action.resource ?? "");
+        return a.forceSecondary(action.resource);
     }
   }
 

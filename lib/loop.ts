@@ -18,6 +18,7 @@ import {
   type Decision,
   describeAction,
   emptyMemory,
+  failOverKey,
   type Memory,
   type PeerView,
   type Snapshot,
@@ -276,20 +277,10 @@ export class AgentLoop {
 function reactionTimes(memory: Memory, executed: ExecutedAction[]): number[] {
   const out: number[] = [];
   for (const e of executed) {
-    if (e.result !== "done") continue;
-    const since = failOverStart(memory, e.action);
+    const { peer, resource } = e.action;
+    if (e.result !== "done" || peer === undefined || resource === undefined) continue;
+    const since = memory.failOverSince.get(failOverKey(resource, peer));
     if (since !== undefined) out.push(Math.max(0, (e.issuedAt - since) / 1000));
   }
   return out;
-}
-
-function failOverStart(memory: Memory, action: Action): number | undefined {
-  if (action.resource === undefined) return undefined;
-  let earliest: number | undefined;
-  for (const [key, since] of memory.failOverSince) {
-    if (key.startsWith(`${action.resource}/`) && (earliest === undefined || since < earliest)) {
-      earliest = since;
-    }
-  }
-  return earliest;
 }

@@ -352,6 +352,7 @@ function taintPeer(s: Situation): Action {
   return {
     kind: "taint-node",
     node: s.node.name,
+    peer: s.node.name,
     taint: lostQuorumTaint,
     resource: s.resource,
     reason: `Node ${s.node.name} has been disconnected from DRBD resource ${s.resource} ` +
@@ -376,6 +377,7 @@ function removePod(pod: PodInfo, s: Situation): Action {
     return {
       kind: "evict-pod",
       pod: ref,
+      peer: s.node.name,
       gracePeriodSeconds: s.gracePeriodSeconds,
       resource: s.resource,
       reason: `${why}, so it is evicted to restart on a node with quorum.`,
@@ -389,6 +391,7 @@ function removePod(pod: PodInfo, s: Situation): Action {
   return {
     kind: "force-delete-pod",
     pod: ref,
+    peer: s.node.name,
     resource: s.resource,
     reason: `${why} and the node is not Ready, so it is deleted without waiting for the kubelet.`,
     events: [warningEvent(podTarget(ref), {
@@ -404,6 +407,7 @@ function detach(va: VolumeAttachmentInfo, s: Situation): Action {
   return {
     kind: "delete-volume-attachment",
     name: va.name,
+    peer: s.node.name,
     uid: va.uid,
     gracePeriodSeconds: s.node.ready ? undefined : 0,
     resource: s.resource,

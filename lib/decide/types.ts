@@ -118,6 +118,8 @@ interface ActionBase {
   resource: string | undefined;
   /** Events to record after the action succeeded. */
   events: EventSpec[];
+  /** For fail-over actions: the lost node they fail over (measures reaction time). */
+  peer?: string;
 }
 
 /** Add a taint to a node, keeping every other taint. */

@@ -110,6 +110,8 @@ Deno.test("node crash: the agent taints the lost node, force-deletes its pod and
       ),
       1,
     );
+    // Taint, force-delete and detach are fail-over actions: three reaction times.
+    assert.equal(await metricValue(agent, "ha_controller_failover_reaction_seconds_count"), 3);
   } finally {
     assert.equal(await agent.stop(), 0, "agent exits 0 on SIGTERM");
     await s.close();
