@@ -221,24 +221,6 @@ export class Gauge<L extends string = never> extends Family<L, { value: number }
     this.stateOf(labels).value = value;
   }
 
-  /** Adds `amount` (default 1). */
-  inc(amount?: number): void;
-  /** Adds `amount` (default 1) to the series with these labels. */
-  inc(labels: LabelSet<L>, amount?: number): void;
-  inc(first?: LabelSet<L> | number, second?: number): void {
-    const [labels, amount] = labelsAndNumber(first, second, 1);
-    this.stateOf(labels).value += amount;
-  }
-
-  /** Subtracts `amount` (default 1). */
-  dec(amount?: number): void;
-  /** Subtracts `amount` (default 1) from the series with these labels. */
-  dec(labels: LabelSet<L>, amount?: number): void;
-  dec(first?: LabelSet<L> | number, second?: number): void {
-    const [labels, amount] = labelsAndNumber(first, second, 1);
-    this.stateOf(labels).value -= amount;
-  }
-
   /** The current value, or undefined when the series does not exist. */
   get(labels: LabelSet<L> = {} as LabelSet<L>): number | undefined {
     return this.existingStateOf(labels)?.value;

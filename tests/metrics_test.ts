@@ -187,17 +187,6 @@ resources{name="r1"} 0
   assert.equal(new Registry().render(), "");
 });
 
-Deno.test("gauges go up and down", () => {
-  const registry = new Registry();
-  const gauge = registry.gauge({ name: "in_flight", help: "In flight", labelNames: ["verb"] });
-  gauge.inc({ verb: "get" });
-  gauge.inc({ verb: "get" }, 4);
-  gauge.dec({ verb: "get" }, 2);
-  gauge.dec({ verb: "list" });
-  assert.equal(gauge.get({ verb: "get" }), 3);
-  assert.equal(gauge.get({ verb: "list" }), -1);
-});
-
 Deno.test("misuse is refused with a message that says what was expected", () => {
   const registry = new Registry();
   const counter = registry.counter({ name: "c_total", help: "C", labelNames: ["a", "b"] });
