@@ -9,6 +9,11 @@
  * - 410 Expired (as an ERROR event or an HTTP status): relist;
  * - 5xx, 429, transport errors: back off exponentially (honouring
  *   Retry-After), then relist; the cache reports itself unsynced meanwhile;
+ * - a watch that ends or expires within a second without delivering an
+ *   event, or a 410 that comes again within 10 s of the previous one, is a
+ *   failed attempt: it backs off like an error (so a server or proxy that
+ *   answers every watch at once cannot make the cache spin), and after 5 in
+ *   a row the cache reports itself unsynced until a watch works again;
  * - a server that keeps the stream open but sends nothing: the stream is
  *   abandoned once it outlives the timeoutSeconds it asked for by a grace
  *   period, so a dead server is noticed within a bounded time;
@@ -19,7 +24,8 @@
  * @module
  */
 
-import { ApiError, errorMessage, type KubeClient } from "./client.ts";
+import { ApiError, type KubeClient } from "./client.ts";
+import { errorMessage } from "../errors.ts";
 
 /** Logger used by caches. */
 export interface CacheLogger {
@@ -72,6 +78,25 @@ interface WatchEvent {
 }
 
 const retryAfterCapMs = 60_000;
+/** A watch open for less than this that delivered no event is a failed attempt. */
+const quickWatchMs = 1_000;
+/** A 410 this soon after the previous one is a failed attempt, however long the watch was. */
+const expiryWindowMs = 10_000;
+/** Failed watch attempts in a row after which the cache reports itself unsynced. */
+const failedWatchesUnsynced = 5;
+
+/** How one watch ended. */
+interface WatchResult {
+  /**
+   * `ended`: the server closed the stream; `expired`: 410, a relist is due;
+   * `resync`: cut short for the periodic relist; `stopped`: the cache stops.
+   */
+  outcome: "ended" | "expired" | "resync" | "stopped";
+  /** It delivered an event, or stayed open long enough to count as working. */
+  proven: boolean;
+  /** How long the stream was open, in ms; undefined if it never opened (an HTTP 410). */
+  openMs: number | undefined;
+}
 
 /** A list+watch cache of slim objects. */
 export class ListWatchCache<T> {
@@ -86,6 +111,10 @@ export class ListWatchCache<T> {
   #running: Promise<void> | undefined;
   #lastListAt = -Infinity;
   #wake: (() => void) | undefined;
+  /** Watches in a row that failed without an error (see `#run`). */
+  #failedWatches = 0;
+  #watchProblem = "";
+  #watchProven = false;
 
   /** Create a cache; call `start()` to fill it. */
   constructor(client: KubeClient, options: CacheOptions<T>) {
@@ -110,15 +139,17 @@ export class ListWatchCache<T> {
 
   /**
    * True once listed and while the watch is established or being
-   * re-established without error. False while backing off after an error.
+   * re-established without error. False while backing off after an error,
+   * and after several watches in a row failed without delivering anything.
    */
   get synced(): boolean {
-    return this.#synced && this.#healthy;
+    return this.#synced && this.#healthy && this.#failedWatches < failedWatchesUnsynced;
   }
 
   /** Why the cache is not synced ("" when it is). */
   get problem(): string {
-    return this.synced ? "" : this.#problem;
+    if (this.synced) return "";
+    return this.#synced && this.#healthy ? this.#watchProblem : this.#problem;
   }
 
   /** Start listing and watching in the background. */
@@ -149,7 +180,10 @@ export class ListWatchCache<T> {
     const max = o.backoffMaxMs ?? 30_000;
     let backoff = initial;
     let needList = true;
+    let lastExpiryAt = -Infinity;
     while (!this.#stop.signal.aborted) {
+      // Set when this attempt failed: wait this long, then double the backoff.
+      let wait: number | undefined;
       try {
         const resyncDue = o.resyncIntervalMs > 0 &&
           performance.now() - this.#lastListAt >= o.resyncIntervalMs;
@@ -157,28 +191,62 @@ export class ListWatchCache<T> {
           await this.#list();
           needList = false;
         }
-        const outcome = await this.#watch();
-        backoff = initial;
-        if (outcome === "expired") {
-          o.log.info(`${o.name}: watch expired (410), relisting`);
+        const watch = await this.#watch();
+        if (watch.outcome === "stopped") break;
+        // A timer may fire a little early; the relist it was cut for is due.
+        if (watch.outcome === "resync") needList = true;
+        const expired = watch.outcome === "expired";
+        const now = performance.now();
+        const sincePreviousExpiry = now - lastExpiryAt;
+        if (expired) {
+          lastExpiryAt = now;
           needList = true;
+        }
+        const repeatedExpiry = expired && sincePreviousExpiry < expiryWindowMs;
+        if (watch.proven && !repeatedExpiry) {
+          backoff = initial;
+          if (expired) o.log.info(`${o.name}: watch expired (410), relisting`);
+        } else if (watch.outcome !== "resync") {
+          // A server (or proxy) that ends every watch at once, or expires
+          // every resourceVersion it hands out, would otherwise get a list
+          // and a watch as fast as the network allows, each waking the
+          // decision loop. Such a watch is a failed attempt, like an error.
+          wait = backoff;
+          this.#failedWatches++;
+          const last = describeFailedWatch(watch, sincePreviousExpiry);
+          const summary = `${this.#failedWatches} watches in a row failed, the last ${last}`;
+          if (this.#failedWatches >= failedWatchesUnsynced) {
+            this.#watchProblem = `${o.name}: ${summary}`;
+            o.log.warn(`${o.name}: ${summary}; retrying in ${Math.round(wait)}ms`);
+          } else {
+            o.log.info(`${o.name}: watch ${last}; retrying in ${Math.round(wait)}ms`);
+          }
         }
       } catch (err) {
         if (this.#stop.signal.aborted) break;
         this.#healthy = false;
         this.#problem = `${o.name}: ${errorMessage(err)}`;
         needList = true;
-        let wait = backoff;
+        wait = backoff;
         if (err instanceof ApiError && err.retryAfterSeconds !== undefined) {
           // The server's own request wins over our backoff (bounded, so a
           // bogus header cannot park the cache for long).
           wait = Math.max(wait, Math.min(err.retryAfterSeconds * 1000, retryAfterCapMs));
         }
         o.log.warn(`${o.name}: ${errorMessage(err)}; retrying in ${Math.round(wait)}ms`);
+      }
+      if (wait !== undefined) {
         await this.#sleep(wait);
         backoff = Math.min(backoff * 2, max);
       }
     }
+  }
+
+  /** The current watch works: it delivered an event or stayed open long enough. */
+  #proveWatch(): void {
+    this.#watchProven = true;
+    this.#failedWatches = 0;
+    this.#watchProblem = "";
   }
 
   async #sleep(ms: number): Promise<void> {
@@ -230,7 +298,7 @@ export class ListWatchCache<T> {
   }
 
   /** Watch until the stream ends; "expired" asks for a relist. */
-  async #watch(): Promise<"ended" | "expired"> {
+  async #watch(): Promise<WatchResult> {
     const o = this.#opts;
     const base = o.watchTimeoutSeconds ?? 60;
     const timeoutSeconds = Math.max(1, Math.round(base * (1 + Math.random() * 0.25)));
@@ -247,9 +315,17 @@ export class ListWatchCache<T> {
     const resyncLeft = o.resyncIntervalMs > 0
       ? Math.max(0, o.resyncIntervalMs - (performance.now() - this.#lastListAt))
       : 0;
-    const resync = resyncLeft > 0
+    const resync = o.resyncIntervalMs > 0
       ? setTimeout(() => abort.abort(new Error("resync")), resyncLeft)
       : undefined;
+    this.#watchProven = false;
+    let openedAt: number | undefined;
+    let proof: ReturnType<typeof setTimeout> | undefined;
+    const result = (outcome: WatchResult["outcome"]): WatchResult => ({
+      outcome,
+      proven: this.#watchProven,
+      openMs: openedAt === undefined ? undefined : performance.now() - openedAt,
+    });
     try {
       const stream = await this.#client.openStream(o.path, {
         watch: 1,
@@ -259,26 +335,33 @@ export class ListWatchCache<T> {
         labelSelector: o.labelSelector,
         fieldSelector: o.fieldSelector,
       }, abort.signal);
+      openedAt = performance.now();
+      // Short timeouts (tests) must not make every normal end look quick.
+      proof = setTimeout(() => this.#proveWatch(), Math.min(quickWatchMs, timeoutSeconds * 500));
       try {
-        return await this.#consume(stream.body, abort.signal);
+        return result(await this.#consume(stream.body, abort.signal));
       } finally {
+        // However reading ended (an early return on 410, a throw), close the
+        // request so its connection is not left open until the server ends it.
+        abort.abort(new Error("watch finished"));
         stream.done();
       }
     } catch (err) {
-      if (this.#stop.signal.aborted) return "ended";
+      if (this.#stop.signal.aborted) return result("stopped");
       const reason = abort.signal.reason;
       if (abort.signal.aborted && reason instanceof Error && reason.message === "resync") {
-        return "ended";
+        return result("resync");
       }
       if (abort.signal.aborted && reason instanceof Error && reason.message === "stalled") {
         throw new Error(
           `watch sent nothing and did not end ${graceMs}ms after its ${timeoutSeconds}s timeout: server unresponsive`,
         );
       }
-      if (err instanceof ApiError && err.status === 410) return "expired";
+      if (err instanceof ApiError && err.status === 410) return result("expired");
       throw err;
     } finally {
       clearTimeout(deadline);
+      clearTimeout(proof);
       if (resync !== undefined) clearTimeout(resync);
       this.#stop.signal.removeEventListener("abort", onStop);
     }
@@ -290,11 +373,15 @@ export class ListWatchCache<T> {
     const onAbort = () => reader.cancel().catch(() => {});
     signal.addEventListener("abort", onAbort);
     let buffer = "";
+    let finished = false;
     try {
       while (true) {
         const { value, done } = await reader.read();
         if (signal.aborted) throw signal.reason ?? new Error("aborted");
-        if (done) break;
+        if (done) {
+          finished = true;
+          break;
+        }
         buffer += value;
         let newline: number;
         while ((newline = buffer.indexOf("\n")) !== -1) {
@@ -305,6 +392,8 @@ export class ListWatchCache<T> {
       }
     } finally {
       signal.removeEventListener("abort", onAbort);
+      // Stopped reading early: cancel the body, which closes the stream.
+      if (!finished) reader.cancel().catch(() => {});
       reader.releaseLock();
     }
     if (signal.aborted) throw signal.reason ?? new Error("aborted");
@@ -334,11 +423,13 @@ export class ListWatchCache<T> {
           this.#items.set(o.key(item), item);
         }
         if (rv) this.#resourceVersion = rv;
+        this.#proveWatch();
         o.onChange?.();
         return "ok";
       }
       case "BOOKMARK":
         if (rv) this.#resourceVersion = rv;
+        this.#proveWatch();
         return "ok";
       case "ERROR":
         if (event.object?.code === 410) return "expired";
@@ -352,6 +443,16 @@ export class ListWatchCache<T> {
         return "ok";
     }
   }
+}
+
+/** What went wrong with a failed watch, e.g. `ended after 3ms without events`. */
+function describeFailedWatch(watch: WatchResult, sincePreviousExpiryMs: number): string {
+  if (watch.proven) {
+    return `expired (410) again ${Math.round(sincePreviousExpiryMs)}ms after the previous expiry`;
+  }
+  if (watch.openMs === undefined) return "was answered 410 Expired";
+  const how = watch.outcome === "expired" ? "expired (410)" : "ended";
+  return `${how} after ${Math.round(watch.openMs)}ms without events`;
 }
 
 function delay(ms: number, signal: AbortSignal): Promise<void> {

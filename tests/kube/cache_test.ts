@@ -22,7 +22,13 @@ function pod(name: string, nodeName = "node-a"): KubeObject {
 }
 
 async function setup(
-  opts: { watchTimeoutSeconds?: number; watchGraceMs?: number; resyncIntervalMs?: number } = {},
+  opts: {
+    watchTimeoutSeconds?: number;
+    watchGraceMs?: number;
+    resyncIntervalMs?: number;
+    backoffMaxMs?: number;
+    convert?: (raw: unknown) => PodInfo | undefined;
+  } = {},
 ) {
   const server = await ApiServer.start({ tls: true });
   const client = await KubeClient.connect({
@@ -34,14 +40,14 @@ async function setup(
     name: "pods on node-a",
     path: "/api/v1/pods",
     fieldSelector: "spec.nodeName=node-a",
-    convert: (raw) => slimPod(raw as V1Pod),
+    convert: opts.convert ?? ((raw) => slimPod(raw as V1Pod)),
     key: (p) => `${p.namespace}/${p.name}`,
     onChange: () => changes++,
     resyncIntervalMs: opts.resyncIntervalMs ?? 0,
     watchTimeoutSeconds: opts.watchTimeoutSeconds ?? 30,
     watchGraceMs: opts.watchGraceMs ?? 1_000,
     backoffInitialMs: 50,
-    backoffMaxMs: 400,
+    backoffMaxMs: opts.backoffMaxMs ?? 400,
     log: quiet,
   });
   const names = () => cache.items().map((p) => p.name).sort();
@@ -50,6 +56,9 @@ async function setup(
     cache,
     names,
     changes: () => changes,
+    /** List and watch requests the server saw so far. */
+    listsAndWatches: () =>
+      server.requests.filter((r) => r.verb === "list" || r.verb === "watch").length,
     async close() {
       await cache.stop();
       client.close();
@@ -190,6 +199,117 @@ Deno.test("cache resync relists periodically even while the watch stays open", a
       5_000,
       "periodic relists",
     );
+  } finally {
+    await t.close();
+  }
+});
+
+// A fixed observation window for the request-count bounds below: the
+// assertion is on how many requests the cache makes, not on how fast it is.
+function observe(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+Deno.test("cache backs off when every watch is answered 410, and reports itself unsynced", async () => {
+  const t = await setup({ backoffMaxMs: 1_000 });
+  try {
+    t.server.create(pod("p"));
+    t.server.faults.add({ verb: "watch", status: 410 });
+    t.cache.start();
+    await observe(2_000);
+    const requests = t.listsAndWatches();
+    assert.ok(requests <= 20, `expected at most 20 lists and watches in 2 s, saw ${requests}`);
+    await waitFor(() => !t.cache.synced, 5_000, "cache reports itself unsynced");
+    assert.match(t.cache.problem, /^pods on node-a: .*410/);
+    // The content from the lists is still there for whoever looks at it.
+    assert.deepEqual(t.names(), ["p"]);
+    t.server.faults.clear();
+    await waitFor(() => t.cache.synced, 10_000, "synced again once watches work");
+  } finally {
+    await t.close();
+  }
+});
+
+Deno.test("cache backs off when every watch gets an ERROR 410 event", async () => {
+  const t = await setup({ backoffMaxMs: 1_000 });
+  // Each watch arrives 20 ms after its list; meanwhile another object changes
+  // and the history is compacted, so the watch's resourceVersion is too old
+  // and the server answers with an ERROR event (code 410) in the stream.
+  t.server.faults.add({ verb: "watch", latencyMs: 20 });
+  let bumps = 0;
+  const churn = setInterval(() => {
+    t.server.create({
+      apiVersion: "v1",
+      kind: "ConfigMap",
+      metadata: { name: `churn-${bumps++}`, namespace: "default" },
+    });
+    t.server.compact();
+  }, 2);
+  try {
+    t.cache.start();
+    await observe(2_000);
+    const requests = t.listsAndWatches();
+    assert.ok(requests <= 20, `expected at most 20 lists and watches in 2 s, saw ${requests}`);
+    const watches = t.server.requests.filter((r) => r.verb === "watch" && r.status === 200);
+    assert.ok(watches.length > 0, "the watches were answered with a stream");
+    await waitFor(() => !t.cache.synced, 5_000, "cache reports itself unsynced");
+    assert.match(t.cache.problem, /410/);
+    clearInterval(churn);
+    await waitFor(() => t.cache.synced, 10_000, "synced again once watches work");
+  } finally {
+    clearInterval(churn);
+    await t.close();
+  }
+});
+
+Deno.test("cache backs off when every watch ends at once without events", async () => {
+  const t = await setup({ backoffMaxMs: 1_000 });
+  const ender = setInterval(() => t.server.endWatches(), 1);
+  try {
+    t.cache.start();
+    await observe(2_000);
+    const requests = t.listsAndWatches();
+    assert.ok(requests <= 20, `expected at most 20 lists and watches in 2 s, saw ${requests}`);
+    await waitFor(() => !t.cache.synced, 5_000, "cache reports itself unsynced");
+    assert.match(t.cache.problem, /^pods on node-a: .*ended .* without events/);
+    clearInterval(ender);
+    t.server.create(pod("later"));
+    await waitFor(
+      () => t.cache.synced && t.names().includes("later"),
+      10_000,
+      "synced and following changes again",
+    );
+  } finally {
+    clearInterval(ender);
+    await t.close();
+  }
+});
+
+Deno.test("cache closes a watch it stops reading, so no connection is left open", async () => {
+  let failed = false;
+  const t = await setup({
+    // The first time the watch delivers "poison", handling it throws.
+    convert: (raw) => {
+      const p = slimPod(raw as V1Pod);
+      if (p?.name === "poison" && !failed) {
+        failed = true;
+        throw new Error("cannot handle this pod");
+      }
+      return p;
+    },
+  });
+  try {
+    t.cache.start();
+    assert.equal(await t.cache.waitSynced(5_000), true);
+    await waitFor(() => t.server.openWatchCount() === 1, 5_000, "watch open");
+    t.server.create(pod("poison"));
+    await waitFor(
+      () => failed && t.cache.synced && t.names().includes("poison"),
+      5_000,
+      "relisted after the failure",
+    );
+    // The abandoned stream is closed; only the new watch remains.
+    await waitFor(() => t.server.openWatchCount() === 1, 5_000, "one open watch");
   } finally {
     await t.close();
   }
