@@ -156,10 +156,13 @@ export class KubeWriter {
     }
   }
 
-  /** Record an events.k8s.io/v1 Event. */
+  /**
+   * Record an events.k8s.io/v1 Event. The server picks the name (from
+   * `<regarding>.` plus a random suffix), so two Events about one object in
+   * the same millisecond do not collide.
+   */
   async recordEvent(event: EventSpec, now: number): Promise<void> {
     const namespace = event.regarding.namespace ?? "default";
-    const micros = BigInt(Math.round(now * 1000));
     await this.#client.request(
       "create",
       "POST",
@@ -168,7 +171,7 @@ export class KubeWriter {
         body: {
           apiVersion: "events.k8s.io/v1",
           kind: "Event",
-          metadata: { name: `${event.regarding.name}.${micros.toString(16)}`, namespace },
+          metadata: { generateName: `${event.regarding.name}.`, namespace },
           eventTime: microTime(now),
           reportingController,
           reportingInstance: this.#reportingInstance,

@@ -255,6 +255,43 @@ Deno.test("recordEvent writes an events.k8s.io/v1 Event the server accepts", asy
   }
 });
 
+Deno.test("two Events about the same node in the same millisecond are both recorded", async () => {
+  const t = await setup();
+  try {
+    const regarding = {
+      kind: "Node",
+      apiVersion: "v1",
+      namespace: undefined,
+      name: "node-b",
+      uid: "u-node",
+    };
+    const now = Date.UTC(2026, 10, 25, 2, 59, 0, 123);
+    // A forced demotion taints the own node twice in one cycle.
+    await t.writer.recordEvent({
+      regarding,
+      type: "Warning",
+      reason: "NodeStorageQuorumLost",
+      action: "TaintedNode",
+      note: "Tainted node because some volumes have lost quorum",
+    }, now);
+    await t.writer.recordEvent({
+      regarding,
+      type: "Warning",
+      reason: "VolumeForcingIoErrors",
+      action: "TaintedNode",
+      note: "Tainted node because some volumes are in force-io-error state",
+    }, now);
+    const events = t.server.list("events.k8s.io/events") as Obj[];
+    assert.deepEqual(events.map((e) => e.reason).sort(), [
+      "NodeStorageQuorumLost",
+      "VolumeForcingIoErrors",
+    ]);
+    for (const e of events) assert.match(e.metadata.name, /^node-b\./);
+  } finally {
+    await t.close();
+  }
+});
+
 Deno.test("microTime has exactly six fractional digits", () => {
   assert.equal(microTime(0), "1970-01-01T00:00:00.000000Z");
   assert.match(microTime(Date.now()), /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$/);
