@@ -14,6 +14,10 @@
 
 import { KubeConfig } from "@kubernetes/client-node";
 import type https from "node:https";
+import { errorMessage } from "../errors.ts";
+
+// Kept here too while callers still import it from the Kubernetes edge.
+export { errorMessage };
 
 /** Verbs as counted in metrics and logged. */
 export type Verb =
@@ -306,11 +310,6 @@ function pem(value: unknown): string {
   if (value instanceof Uint8Array) return new TextDecoder().decode(value);
   if (Array.isArray(value)) return value.map(pem).join("\n");
   return String(value);
-}
-
-/** The message of an unknown thrown value. */
-export function errorMessage(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
 }
 
 function transportMessage(err: unknown): string {
