@@ -8,7 +8,8 @@
  */
 
 import { type Action, actionKey, describeAction } from "./decide/types.ts";
-import { ApiError, errorMessage } from "./kube/client.ts";
+import { ApiError } from "./kube/client.ts";
+import { errorMessage } from "./errors.ts";
 import type { WriteOutcome } from "./kube/writes.ts";
 import type { Log } from "./log.ts";
 

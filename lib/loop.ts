@@ -24,7 +24,7 @@ import {
   type Snapshot,
 } from "./decide/types.ts";
 import type { DrbdSample } from "./drbd/model.ts";
-import { errorMessage } from "./kube/client.ts";
+import { errorMessage } from "./errors.ts";
 import type { Log } from "./log.ts";
 import type { Options } from "./options.ts";
 

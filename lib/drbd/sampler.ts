@@ -34,6 +34,7 @@
  * @module
  */
 
+import { errorMessage } from "../errors.ts";
 import { Events2State, parseEvents2Dump } from "./events2.ts";
 import type { DrbdResource, DrbdResourceConfig, DrbdSample } from "./model.ts";
 import {
@@ -93,10 +94,6 @@ type Reading =
   | { kind: "ok"; resources: DrbdResource[]; configs: Map<string, DrbdResourceConfig> | undefined }
   | { kind: "not-loaded" }
   | { kind: "error"; message: string };
-
-function errorMessage(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
-}
 
 function withConfig(
   resources: DrbdResource[],

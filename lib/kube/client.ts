@@ -314,7 +314,9 @@ function pem(value: unknown): string {
 
 function transportMessage(err: unknown): string {
   const cause = err instanceof Error && err.cause instanceof Error ? `: ${err.cause.message}` : "";
-  return `${errorMessage(err)}${cause}`;
+  // The URL is already in the ApiError's "verb path" prefix; Deno repeats it
+  // with every query parameter, which buries the actual reason.
+  return `${errorMessage(err)}${cause}`.replace(/ for url \([^)]*\)/g, "");
 }
 
 /** True for "not found" answers, which count as done for deletes. */

@@ -7,7 +7,8 @@
  * @module
  */
 
-import { errorMessage, isNotFound, type KubeClient } from "./client.ts";
+import { isNotFound, type KubeClient } from "./client.ts";
+import { errorMessage } from "../errors.ts";
 import { type PodInfo, slimNode, slimPod } from "./objects.ts";
 import type { PeerView } from "../decide/types.ts";
 import type { V1Node, V1Pod } from "@kubernetes/client-node";
