@@ -30,7 +30,13 @@ import {
   warningEvent,
 } from "./events.ts";
 import { failOverDelay } from "./protection.ts";
-import { type Action, failOverKey, type PodRef, type Snapshot } from "./types.ts";
+import {
+  type Action,
+  failOverKey,
+  type KubeletLease,
+  type PodRef,
+  type Snapshot,
+} from "./types.ts";
 import {
   claimsOf,
   knownConsumers,
@@ -269,9 +275,11 @@ function judgePeer(
     if (ctx.acting) ctx.next.failOvers.set(resource, { count: count + 1, lastAt: ctx.now });
   }
 
+  const kubelet = kubeletState(node, fetched.kubeletLease, ctx.now);
   const situation = {
     resource,
     reporter: ctx.snapshot.nodeName,
+    kubelet,
     gracePeriodSeconds: ctx.options.gracePeriodSeconds,
     node,
     state,
@@ -289,7 +297,7 @@ function judgePeer(
   }
   const leftAlone: string[] = [];
   for (const pod of podsThere) {
-    const skip = podExemption(pod, { node, ctx });
+    const skip = podExemption(pod, { kubelet, ctx });
     if (skip) {
       skipped.push(`skip pod ${podKey(pod)}: ${skip}`);
       if (skip !== alreadyTerminating) leftAlone.push(podKey(pod));
@@ -320,6 +328,7 @@ function judgePeer(
 interface Situation {
   resource: string;
   reporter: string;
+  kubelet: { responsive: boolean; why: string };
   gracePeriodSeconds: number;
   node: NodeInfo;
   state: string;
@@ -332,9 +341,35 @@ function noted(note: string): RuleOutcome {
 }
 
 /** Why a pod on the lost node is left alone, or undefined to remove it. */
+/**
+ * Whether the peer's kubelet still works for us: the Node is Ready and its
+ * Lease was renewed within 1.5 renew intervals (a quarter of the lease
+ * duration each, 10 s by default). A dead node keeps looking Ready for the
+ * 50 s node-monitor grace period; its Lease stops at once. Only a responsive
+ * kubelet gets graceful evictions: anything else would leave the pod
+ * Terminating for ever, and DRBD already guarantees the node cannot write.
+ */
+export function kubeletState(
+  node: NodeInfo,
+  lease: KubeletLease | null,
+  now: number,
+): { responsive: boolean; why: string } {
+  if (!node.ready) return { responsive: false, why: "the node is not Ready" };
+  if (lease === null) return { responsive: true, why: "the node is Ready" };
+  const age = now - lease.renewTime;
+  const limit = 1.5 * (lease.durationSeconds * 1000) / 4;
+  if (age > limit) {
+    return {
+      responsive: false,
+      why: `the kubelet stopped renewing its lease (last renewed ${formatElapsed(age)} ago)`,
+    };
+  }
+  return { responsive: true, why: "the node is Ready" };
+}
+
 function podExemption(
   pod: PodInfo,
-  { node, ctx }: { node: NodeInfo; ctx: RuleContext },
+  { kubelet, ctx }: { kubelet: { responsive: boolean }; ctx: RuleContext },
 ): string | undefined {
   if (pod.ignoreFailOver) return "has the ignore-fail-over annotation";
   if (!pod.hasOwner) return "has no owner that would recreate it";
@@ -342,7 +377,7 @@ function podExemption(
     const unsafe = unsafeVolumes(pod, ctx.snapshot.persistentVolumes);
     if (unsafe.length > 0) return `volumes not known to be safe to move: ${unsafe.join(", ")}`;
   }
-  if (pod.deletionTimestamp !== undefined && node.ready) return alreadyTerminating;
+  if (pod.deletionTimestamp !== undefined && kubelet.responsive) return alreadyTerminating;
   return undefined;
 }
 
@@ -373,7 +408,7 @@ function removePod(pod: PodInfo, s: Situation): Action {
   const why = `Pod ${podKey(pod)} on node ${s.node.name} uses volume ${s.volumes}, ` +
     `whose DRBD resource ${s.resource} has been disconnected from that node (${s.state}) ` +
     `for ${s.elapsed}`;
-  if (s.node.ready) {
+  if (s.kubelet.responsive) {
     return {
       kind: "evict-pod",
       pod: ref,
@@ -393,12 +428,12 @@ function removePod(pod: PodInfo, s: Situation): Action {
     pod: ref,
     peer: s.node.name,
     resource: s.resource,
-    reason: `${why} and the node is not Ready, so it is deleted without waiting for the kubelet.`,
+    reason: `${why} and ${s.kubelet.why}, so it is deleted without waiting for the kubelet.`,
     events: [warningEvent(podTarget(ref), {
       reason: eventReason.volumeWithoutQuorum,
       action: eventAction.deletedPod,
-      note: `Force-deleted: volume ${s.volumes} lost quorum on node ${s.node.name}, ` +
-        "which is not Ready.",
+      note: `Force-deleted: volume ${s.volumes} lost quorum on node ${s.node.name} ` +
+        `and ${s.kubelet.why}.`,
     })],
   };
 }
@@ -409,7 +444,7 @@ function detach(va: VolumeAttachmentInfo, s: Situation): Action {
     name: va.name,
     peer: s.node.name,
     uid: va.uid,
-    gracePeriodSeconds: s.node.ready ? undefined : 0,
+    gracePeriodSeconds: s.kubelet.responsive ? undefined : 0,
     resource: s.resource,
     reason: `VolumeAttachment ${va.name} attaches volume ${va.persistentVolumeName} to node ` +
       `${s.node.name}, which has been disconnected from DRBD resource ${s.resource} ` +

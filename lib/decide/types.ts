@@ -20,10 +20,21 @@ import type {
 
 /** What was fetched on demand about a peer node that DRBD lost. */
 export type PeerView =
-  /** The Node (null: it does not exist) and all pods bound to it. */
-  | { ok: true; node: NodeInfo | null; pods: PodInfo[] }
+  /**
+   * The Node (null: it does not exist), all pods bound to it, and its
+   * kubelet's Lease in kube-node-lease (null: none, e.g. an old cluster).
+   */
+  | { ok: true; node: NodeInfo | null; pods: PodInfo[]; kubeletLease: KubeletLease | null }
   /** Fetching failed: the rules must not act on this peer. */
   | { ok: false; error: string };
+
+/** A kubelet's heartbeat: its node Lease. */
+export interface KubeletLease {
+  /** `spec.renewTime` in ms since the epoch. */
+  renewTime: number;
+  /** `spec.leaseDurationSeconds`; the kubelet renews every quarter of it. */
+  durationSeconds: number;
+}
 
 /** Everything the rules may read in one cycle. */
 export interface Snapshot {

@@ -2,7 +2,7 @@
  * On-demand reads about a peer node that DRBD lost: its Node and the pods
  * bound to it. These are not cached, so memory and watch traffic do not grow
  * with pods elsewhere in the cluster; they are read only while a fail-over
- * is being considered.
+ * is being considered. The kubelet's Lease tells whether it still answers.
  *
  * @module
  */
@@ -10,29 +10,30 @@
 import { isNotFound, type KubeClient } from "./client.ts";
 import { errorMessage } from "../errors.ts";
 import { type PodInfo, slimNode, slimPod } from "./objects.ts";
-import type { PeerView } from "../decide/types.ts";
-import type { V1Node, V1Pod } from "@kubernetes/client-node";
+import type { KubeletLease, PeerView } from "../decide/types.ts";
+import type { V1Lease, V1Node, V1Pod } from "@kubernetes/client-node";
 
-/** Fetch the Node and pods of `nodeName`; never throws. */
+/** Fetch the Node, its pods and its kubelet's Lease, concurrently; never throws. */
 export async function fetchPeer(client: KubeClient, nodeName: string): Promise<PeerView> {
+  const name = encodeURIComponent(nodeName);
   try {
-    let node = null;
-    try {
-      const raw = await client.request<V1Node>(
-        "get",
-        "GET",
-        `/api/v1/nodes/${encodeURIComponent(nodeName)}`,
-      );
-      node = slimNode(raw) ?? null;
-      if (node === null) {
-        return { ok: false, error: `Node ${nodeName} is malformed (no name or uid)` };
-      }
-    } catch (err) {
-      if (!isNotFound(err)) throw err;
+    const [rawNode, list, rawLease] = await Promise.all([
+      orNull(client.request<V1Node>("get", "GET", `/api/v1/nodes/${name}`)),
+      client.request<{ items?: V1Pod[] }>("list", "GET", "/api/v1/pods", {
+        query: { fieldSelector: `spec.nodeName=${nodeName}` },
+      }),
+      orNull(
+        client.request<V1Lease>(
+          "get",
+          "GET",
+          `/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases/${name}`,
+        ),
+      ),
+    ]);
+    const node = rawNode === null ? null : slimNode(rawNode) ?? null;
+    if (rawNode !== null && node === null) {
+      return { ok: false, error: `Node ${nodeName} is malformed (no name or uid)` };
     }
-    const list = await client.request<{ items?: V1Pod[] }>("list", "GET", "/api/v1/pods", {
-      query: { fieldSelector: `spec.nodeName=${nodeName}` },
-    });
     if (!Array.isArray(list.items)) {
       return { ok: false, error: `pod list for node ${nodeName} has no items` };
     }
@@ -41,8 +42,26 @@ export async function fetchPeer(client: KubeClient, nodeName: string): Promise<P
       const pod = slimPod(raw);
       if (pod) pods.push(pod);
     }
-    return { ok: true, node, pods };
+    return { ok: true, node, pods, kubeletLease: rawLease === null ? null : slimLease(rawLease) };
   } catch (err) {
     return { ok: false, error: `cannot read node ${nodeName} and its pods: ${errorMessage(err)}` };
   }
+}
+
+/** The answer, or null when the object does not exist. */
+async function orNull<T>(request: Promise<T>): Promise<T | null> {
+  try {
+    return await request;
+  } catch (err) {
+    if (isNotFound(err)) return null;
+    throw err;
+  }
+}
+
+/** A kubelet Lease's heartbeat; null when it carries none. */
+function slimLease(lease: V1Lease): KubeletLease | null {
+  const renew = lease.spec?.renewTime;
+  const renewTime = renew === undefined ? NaN : Date.parse(String(renew));
+  if (!Number.isFinite(renewTime)) return null;
+  return { renewTime, durationSeconds: lease.spec?.leaseDurationSeconds ?? 40 };
 }

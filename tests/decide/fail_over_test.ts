@@ -189,6 +189,45 @@ const afterTimeout: Case[] = [
     verdict: "skip pod default/app: already terminating",
   },
   {
+    name: "Ready peer whose kubelet stopped renewing its Lease (crashed): force-delete",
+    snapshot: failOverScene({
+      peerView: peer(node("node-b"), [pod("app")], { renewTime: T0 - 16_000, durationSeconds: 40 }),
+    }),
+    plan: [
+      `taint-node node-b ${lostQuorum}`,
+      "force-delete-pod default/app",
+      "delete-volume-attachment csi-b",
+    ],
+  },
+  {
+    name:
+      "Ready peer with a Lease renewed 15 s ago (1.5 renew intervals): still evicted gracefully",
+    snapshot: failOverScene({
+      peerView: peer(node("node-b"), [pod("app")], { renewTime: T0 - 15_000, durationSeconds: 40 }),
+    }),
+    plan: fullFailOver,
+  },
+  {
+    name: "Ready peer without a kubelet Lease: evicted gracefully",
+    snapshot: failOverScene({ peerView: peer(node("node-b"), [pod("app")], null) }),
+    plan: fullFailOver,
+  },
+  {
+    name: "terminating pod on a Ready peer with a stale Lease is force-deleted",
+    snapshot: failOverScene({
+      peerView: peer(
+        node("node-b"),
+        [pod("app", { deletionTimestamp: "2027-01-15T08:00:00Z" })],
+        { renewTime: T0 - 60_000, durationSeconds: 40 },
+      ),
+    }),
+    plan: [
+      `taint-node node-b ${lostQuorum}`,
+      "force-delete-pod default/app",
+      "delete-volume-attachment csi-b",
+    ],
+  },
+  {
     name: "terminating pod on a NotReady peer is force-deleted",
     snapshot: failOverScene({
       peerNode: node("node-b", { ready: false }),

@@ -30,6 +30,7 @@ import { defaultOptions, type Options } from "../../lib/options.ts";
 import {
   type Action,
   emptyMemory,
+  type KubeletLease,
   type Memory,
   type PeerView,
   type Snapshot,
@@ -167,9 +168,16 @@ export function va(name: string, pvName: string, nodeName: string): VolumeAttach
   };
 }
 
-/** A successfully fetched peer. */
-export function peer(nodeInfo: NodeInfo | null, pods: PodInfo[]): PeerView {
-  return { ok: true, node: nodeInfo, pods };
+/**
+ * A successfully fetched peer; its kubelet renewed its 40 s Lease at T0
+ * unless `lease` says otherwise (null: no Lease at all).
+ */
+export function peer(
+  nodeInfo: NodeInfo | null,
+  pods: PodInfo[],
+  lease: KubeletLease | null = { renewTime: T0, durationSeconds: 40 },
+): PeerView {
+  return { ok: true, node: nodeInfo, pods, kubeletLease: lease };
 }
 
 /** A complete, trusted snapshot of node-a with nothing in it. */

@@ -30,9 +30,18 @@ const fullFailOver = [
   "delete-volume-attachment csi-b",
 ];
 /** The snapshot as DRBD confirmed it at `now`. */
+/** The snapshot as seen at `now`: DRBD confirmed and live kubelets' Leases renewed then. */
 const at = (s: Snapshot, now: number): Snapshot => ({
   ...s,
   drbd: { ...s.drbd, confirmedAt: now },
+  peers: new Map(
+    [...s.peers].map(([name, view]) => [
+      name,
+      view.ok && view.kubeletLease
+        ? { ...view, kubeletLease: { ...view.kubeletLease, renewTime: now } }
+        : view,
+    ]),
+  ),
 });
 const expired = (extra: Parameters<typeof memory>[0] = {}) =>
   memory({ failOverSince: { "pvc-1/node-b": T0 - 5_000 }, ...extra });
