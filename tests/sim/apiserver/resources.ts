@@ -437,6 +437,136 @@ function validateCoreEvent(ev: KubeObject): FieldError[] {
   return errors;
 }
 
+// ---------------------------------------------------------------- rbac
+
+const rbacGroupName = "rbac.authorization.k8s.io";
+
+function unsupported(field: string, value: unknown, supported: string[]): FieldError {
+  return {
+    reason: "FieldValueNotSupported",
+    field,
+    message: `${field}: Unsupported value: ${JSON.stringify(value)}: supported values: ${
+      supported.map((v) => JSON.stringify(v)).join(", ")
+    }`,
+  };
+}
+
+function requiredBecause(field: string, detail: string): FieldError {
+  return { reason: "FieldValueRequired", field, message: `${field}: Required value: ${detail}` };
+}
+
+function validateRules(role: KubeObject, namespaced: boolean): FieldError[] {
+  const errors: FieldError[] = [];
+  pathList(role, "rules").forEach((rule, i) => {
+    const at = `rules[${i}]`;
+    const list = (key: string) => isRecord(rule) && Array.isArray(rule[key]) ? rule[key] : [];
+    if (list("verbs").length === 0) {
+      errors.push(requiredBecause(`${at}.verbs`, "verbs must contain at least one value"));
+    }
+    const urls = list("nonResourceURLs");
+    if (urls.length > 0) {
+      if (namespaced) {
+        errors.push(
+          invalidValue(
+            `${at}.nonResourceURLs`,
+            urls,
+            "namespaced rules cannot apply to non-resource URLs",
+          ),
+        );
+      }
+      if (list("apiGroups").length > 0 || list("resources").length > 0) {
+        errors.push(
+          invalidValue(
+            `${at}.nonResourceURLs`,
+            urls,
+            "rules cannot apply to both regular resources and non-resource URLs",
+          ),
+        );
+      }
+      return;
+    }
+    if (list("apiGroups").length === 0) {
+      errors.push(
+        requiredBecause(`${at}.apiGroups`, "resource rules must supply at least one api group"),
+      );
+    }
+    if (list("resources").length === 0) {
+      errors.push(
+        requiredBecause(`${at}.resources`, "resource rules must supply at least one resource"),
+      );
+    }
+  });
+  return errors;
+}
+
+function roleRefText(ref: unknown): string {
+  const r = isRecord(ref) ? ref : {};
+  const text = (v: unknown) => JSON.stringify(typeof v === "string" ? v : "");
+  return `rbac.RoleRef{APIGroup:${text(r.apiGroup)}, Kind:${text(r.kind)}, Name:${text(r.name)}}`;
+}
+
+function validateBinding(
+  binding: KubeObject,
+  old: KubeObject | undefined,
+  namespaced: boolean,
+): FieldError[] {
+  const errors: FieldError[] = [];
+  const ref = pathRecord(binding, "roleRef");
+  if (ref.apiGroup !== rbacGroupName) {
+    errors.push(unsupported("roleRef.apiGroup", ref.apiGroup ?? "", [rbacGroupName]));
+  }
+  const kinds = namespaced ? ["Role", "ClusterRole"] : ["ClusterRole"];
+  if (!kinds.includes(String(ref.kind ?? ""))) {
+    errors.push(unsupported("roleRef.kind", ref.kind ?? "", kinds));
+  }
+  if (typeof ref.name !== "string" || ref.name === "") errors.push(required("roleRef.name"));
+  pathList(binding, "subjects").forEach((subject, i) => {
+    const at = `subjects[${i}]`;
+    const s = isRecord(subject) ? subject : {};
+    if (typeof s.name !== "string" || s.name === "") errors.push(required(`${at}.name`));
+    if (!["ServiceAccount", "User", "Group"].includes(String(s.kind ?? ""))) {
+      errors.push(unsupported(`${at}.kind`, s.kind ?? "", ["ServiceAccount", "User", "Group"]));
+    } else if (s.kind === "ServiceAccount" && !namespaced && !s.namespace) {
+      errors.push(required(`${at}.namespace`));
+    }
+  });
+  if (old !== undefined && roleRefText(old.roleRef) !== roleRefText(binding.roleRef)) {
+    errors.push({
+      reason: "FieldValueInvalid",
+      field: "roleRef",
+      message: `roleRef: Invalid value: ${roleRefText(binding.roleRef)}: cannot change roleRef`,
+    });
+  }
+  return errors;
+}
+
+function rbacKind(resource: string, kind: string, namespaced: boolean): ResourceDef {
+  const binding = kind.endsWith("Binding");
+  return {
+    group: rbacGroupName,
+    version: "v1",
+    resource,
+    kind,
+    singular: kind.toLowerCase(),
+    namespaced,
+    validate: binding
+      ? (o, old) => validateBinding(o, old, namespaced)
+      : (o) => validateRules(o, namespaced),
+  };
+}
+
+function reviewKind(group: string, resource: string, kind: string): ResourceDef {
+  return {
+    group,
+    version: "v1",
+    resource,
+    kind,
+    singular: kind.toLowerCase(),
+    namespaced: false,
+    verbs: ["create"],
+  };
+}
+
 // ---------------------------------------------------------------- the table
 
 function nameOnly(obj: KubeObject): Record<string, string> {
@@ -662,6 +792,14 @@ export function builtinResources(): ResourceDef[] {
       trackGeneration: true,
       mergeKeys: { "status.conditions": "type" },
     },
+    rbacKind("clusterroles", "ClusterRole", false),
+    rbacKind("clusterrolebindings", "ClusterRoleBinding", false),
+    rbacKind("roles", "Role", true),
+    rbacKind("rolebindings", "RoleBinding", true),
+    reviewKind("authorization.k8s.io", "selfsubjectaccessreviews", "SelfSubjectAccessReview"),
+    reviewKind("authorization.k8s.io", "selfsubjectrulesreviews", "SelfSubjectRulesReview"),
+    reviewKind("authorization.k8s.io", "subjectaccessreviews", "SubjectAccessReview"),
+    reviewKind("authentication.k8s.io", "selfsubjectreviews", "SelfSubjectReview"),
     ...["statefulsets", "deployments", "replicasets", "daemonsets"].map((resource): ResourceDef => {
       const kind = {
         statefulsets: "StatefulSet",

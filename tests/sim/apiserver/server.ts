@@ -13,6 +13,14 @@
  * @module
  */
 
+import type { UserInfo } from "./auth.ts";
+import {
+  adminUser,
+  anonymousUser,
+  serviceAccountOf,
+  serviceAccountUser,
+  TokenBook,
+} from "./auth.ts";
 import type { Json } from "./patch.ts";
 import type { KubeObject } from "./objects.ts";
 import { isRecord } from "./objects.ts";
@@ -30,6 +38,8 @@ import {
   pathNotFound,
   unauthorized,
 } from "./status.ts";
+import { Authorizer, forbiddenError, requestAttributes } from "./rbac.ts";
+import { answerReview, isReviewKind } from "./reviews.ts";
 import { Store } from "./store.ts";
 import type { IncludeObject } from "./tables.ts";
 import { tableVersionAccepted, toTable } from "./tables.ts";
@@ -75,6 +85,11 @@ export interface ApiServerOptions {
   namespaces?: string[];
   /** Directory for the kubeconfig and certificates (default: a new temp dir, removed on close). */
   dir?: string;
+  /**
+   * Enforce RBAC from the start (default false); `setRbac` switches it later.
+   * The admin token is never restricted; ServiceAccount tokens are.
+   */
+  rbac?: boolean;
 }
 
 /** One logged HTTP request. */
@@ -107,6 +122,10 @@ export interface RequestRecord {
   accept?: string;
   /** Whether an injected fault decided the answer. */
   faulted?: boolean;
+  /** User name the request authenticated as (absent when it did not authenticate). */
+  user?: string;
+  /** The Forbidden message when RBAC denied the request. */
+  denied?: string;
   /** When the request arrived. */
   time: Date;
 }
@@ -161,6 +180,8 @@ export class ApiServer {
 
   #http: Deno.HttpServer<Deno.NetAddr>;
   #hub: WatchHub;
+  #tokens: TokenBook;
+  #authorizer: Authorizer;
   #auth: boolean;
   #aggregated: boolean;
   #dir: string;
@@ -183,6 +204,7 @@ export class ApiServer {
     eviction: boolean;
     dir: string;
     ownDir: boolean;
+    rbac: boolean;
   }) {
     this.url = parts.url;
     this.kubeconfigPath = parts.kubeconfigPath;
@@ -198,6 +220,8 @@ export class ApiServer {
     this.evictionSupported = parts.eviction;
     this.#dir = parts.dir;
     this.#ownDir = parts.ownDir;
+    this.#tokens = new TokenBook(parts.token);
+    this.#authorizer = new Authorizer(parts.store, { enabled: parts.rbac });
   }
 
   /** Starts a server on 127.0.0.1 and writes its kubeconfig. */
@@ -253,6 +277,7 @@ export class ApiServer {
       eviction: options.eviction ?? true,
       dir,
       ownDir,
+      rbac: options.rbac ?? false,
     });
     ready.server = server;
     return server;
@@ -322,6 +347,57 @@ export class ApiServer {
     options: DeleteOptions = {},
   ): DeleteResult {
     return this.api.delete({ def: this.api.resolve(resource), namespace, name }, options);
+  }
+
+  // ------------------------------------------------------------- identities and RBAC
+
+  /** Whether RBAC is enforced for requests of users outside `system:masters`. */
+  get rbacEnabled(): boolean {
+    return this.#authorizer.enabled;
+  }
+
+  /** Switches RBAC enforcement on or off; it applies to the next request (open watches stay). */
+  setRbac(on: boolean): void {
+    this.#authorizer.enabled = on;
+  }
+
+  /**
+   * Issues a bearer token of the ServiceAccount `namespace/name`, creating the
+   * ServiceAccount if it does not exist. The token authenticates as
+   * `system:serviceaccount:<namespace>:<name>` (groups `system:serviceaccounts`,
+   * `system:serviceaccounts:<namespace>`, `system:authenticated`) for as long as
+   * a ServiceAccount of that name exists.
+   */
+  serviceAccountToken(namespace: string, name: string): string {
+    if (this.store.get("serviceaccounts", { namespace, name }) === undefined) {
+      this.create({ apiVersion: "v1", kind: "ServiceAccount", metadata: { name, namespace } });
+    }
+    return this.#tokens.issue(serviceAccountUser({ namespace, name }));
+  }
+
+  /** Issues a bearer token for any user name and groups (for User and Group subjects). */
+  userToken(user: UserInfo): string {
+    return this.#tokens.issue(user);
+  }
+
+  /**
+   * Writes a kubeconfig (same server and CA as `kubeconfigPath`) whose user is a
+   * fresh token of the ServiceAccount `namespace/name`, with `namespace` as the
+   * context's namespace; returns its path.
+   */
+  async kubeconfigFor(namespace: string, name: string): Promise<string> {
+    const token = this.serviceAccountToken(namespace, name);
+    const path = `${this.#dir}/kubeconfig-${namespace}-${name}`;
+    await Deno.writeTextFile(
+      path,
+      kubeconfigYaml({ server: this.url, caPem: this.caPem, token, namespace }),
+    );
+    return path;
+  }
+
+  /** The requests RBAC denied (403 Forbidden), oldest first. */
+  forbidden(): RequestRecord[] {
+    return this.requests.filter((r) => r.denied !== undefined);
   }
 
   /** The non-GET requests (writes), oldest first. */
@@ -412,20 +488,33 @@ export class ApiServer {
         }
         record.body = body;
       }
-      const route = this.#route(url.pathname);
-      const verb = this.#verb(req.method, route, url.searchParams);
-      record.verb = verb;
-      if (route.kind === "resource") {
+      let route: Route | undefined;
+      let routeError: unknown;
+      try {
+        route = this.#route(url.pathname);
+      } catch (e) {
+        routeError = e;
+      }
+      const verb = route === undefined ? "" : this.#verb(req.method, route, url.searchParams);
+      if (route !== undefined) record.verb = verb;
+      if (route?.kind === "resource") {
         record.resource = route.resource;
         record.group = route.group;
         if (route.subresource !== undefined) record.subresource = route.subresource;
         if (route.namespace !== undefined) record.namespace = route.namespace;
         if (route.name !== undefined) record.name = route.name;
       }
-      if (this.#auth && !this.#public(url.pathname)) {
-        const header = req.headers.get("authorization") ?? "";
-        if (header !== `Bearer ${this.token}`) throw unauthorized();
+      // authentication and authorization come before routing errors, as in kube-apiserver
+      const user = this.#authenticate(req, url.pathname);
+      record.user = user.username;
+      const attributes = requestAttributes(user, { method: req.method, url });
+      const decision = this.#authorizer.authorize(attributes);
+      if (!decision.allowed) {
+        const denial = forbiddenError(attributes, decision.reason);
+        record.denied = denial.message;
+        throw denial;
       }
+      if (route === undefined) throw routeError;
       const fault = this.faults.take(
         {
           verb,
@@ -443,7 +532,7 @@ export class ApiServer {
           return answer;
         }
       }
-      response = this.#dispatch(req, url, route, verb, body);
+      response = this.#dispatch(req, { url, route, verb, body, user });
     } catch (e) {
       response = this.#errorToResponse(e);
     }
@@ -491,6 +580,27 @@ export class ApiServer {
       }));
     }
     return undefined;
+  }
+
+  /**
+   * Who the request is: the admin, an issued token's user (a ServiceAccount
+   * only while it exists), anonymous on the public paths, or 401. Without
+   * required auth, requests with no or an unknown token act as the admin.
+   */
+  #authenticate(req: Request, path: string): UserInfo {
+    const header = req.headers.get("authorization") ?? "";
+    const m = /^Bearer\s+(\S+)\s*$/i.exec(header);
+    const user = m === null ? undefined : this.#tokens.lookup(m[1]);
+    if (user !== undefined) {
+      const account = serviceAccountOf(user.username);
+      const gone = account !== undefined &&
+        this.store.get("serviceaccounts", account) === undefined;
+      if (gone) throw unauthorized();
+      return user;
+    }
+    if (!this.#auth) return adminUser;
+    if (this.#public(path)) return anonymousUser;
+    throw unauthorized();
   }
 
   #public(path: string): boolean {
@@ -560,7 +670,11 @@ export class ApiServer {
     }
   }
 
-  #dispatch(req: Request, url: URL, route: Route, verb: string, body: unknown): Response {
+  #dispatch(
+    req: Request,
+    request: { url: URL; route: Route; verb: string; body: unknown; user: UserInfo },
+  ): Response {
+    const { url, route, verb, body, user } = request;
     if (route.kind === "nonresource") return this.#discovery(req, url, route);
     const def = route.def;
     if (def === undefined) throw pathNotFound();
@@ -581,6 +695,9 @@ export class ApiServer {
       throw methodNotAllowed(def, verb);
     }
     if (sub === undefined) this.api.requireVerb(def, verb);
+    if (isReviewKind(def)) {
+      return json(answerReview(def, { body, user, authorizer: this.#authorizer }), 201);
+    }
     const params = url.searchParams;
     const ns = def.namespaced ? route.namespace : undefined;
     const target = { def, namespace: ns, name: route.name ?? "" };
