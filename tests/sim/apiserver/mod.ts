@@ -20,6 +20,10 @@
  * - `watch.ts`     watch streams, replay from a resourceVersion, 410, bookmarks,
  *                  drop/stall/end hooks
  * - `server.ts`    Deno.serve, routing, auth, faults, request log, tables, test hooks
+ * - `auth.ts`      bearer tokens → users (admin, ServiceAccounts)
+ * - `rbac.ts`      request attributes, RBAC rule evaluation, the Forbidden Status
+ * - `reviews.ts`   SelfSubjectAccessReview, SelfSubjectRulesReview, SubjectAccessReview,
+ *                  SelfSubjectReview
  * - `discovery.ts`, `tables.ts`, `patch.ts`, `selectors.ts`, `status.ts`, `tls.ts`
  *
  * A simulated controller subscribes to `server.store.subscribe(...)` and writes
@@ -27,10 +31,21 @@
  * namespace, name }, { gracePeriodSeconds: 0, preconditions: { uid } })` as a kubelet does).
  * New kinds are added with `server.api.register(def)`.
  *
+ * RBAC (`auth.ts`, `rbac.ts`, `reviews.ts`): `ApiServer.start({ rbac: true })` or
+ * `server.setRbac(true)` checks every request of a user outside `system:masters`
+ * against the stored ClusterRoles, Roles and their bindings and answers 403
+ * Forbidden like kube-apiserver. `server.kubeconfigFor("ha", "ha-controller")`
+ * writes a kubeconfig of that ServiceAccount; `server.forbidden()` lists denials;
+ * `kubectl auth can-i` and `kubectl auth whoami` work.
+ *
  * @module
  */
 
 export { ApiServer } from "./server.ts";
+export type { ServiceAccountRef, UserInfo } from "./auth.ts";
+export { adminUser, serviceAccountUser } from "./auth.ts";
+export type { Decision, PolicyRule, RequestAttributes } from "./rbac.ts";
+export { Authorizer, forbiddenError, requestAttributes, ruleAllows } from "./rbac.ts";
 export type { ApiServerOptions, RequestRecord } from "./server.ts";
 export type { FaultSpec } from "./faults.ts";
 export { Faults } from "./faults.ts";
