@@ -504,6 +504,8 @@ rbacTest(
         `rbac.RoleRef{APIGroup:"rbac.authorization.k8s.io", Kind:"ClusterRole", Name:"two"}: ` +
         "cannot change roleRef",
     );
+    const stored = server.get("clusterrolebindings", undefined, "b");
+    assert.equal((stored?.roleRef as { name: string }).name, "one");
     const noVerbs = await call(
       admin,
       "/apis/rbac.authorization.k8s.io/v1/clusterroles",
