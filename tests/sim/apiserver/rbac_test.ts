@@ -631,3 +631,59 @@ Deno.test("request attributes follow kube-apiserver's request-info parsing", () 
   assert.equal(discovery.verb, "get");
   assert.equal(discovery.path, "/apis/apps/v1");
 });
+
+/** Encodes one length-delimited protobuf field. */
+function field(number: number, value: Uint8Array | string): Uint8Array {
+  const bytes = typeof value === "string" ? new TextEncoder().encode(value) : value;
+  const varint = (n: number) => {
+    const out: number[] = [];
+    while (n >= 0x80) {
+      out.push((n & 0x7f) | 0x80);
+      n = Math.floor(n / 128);
+    }
+    out.push(n);
+    return out;
+  };
+  return new Uint8Array([...varint(number * 8 + 2), ...varint(bytes.length), ...bytes]);
+}
+
+function concat(...parts: Uint8Array[]): Uint8Array<ArrayBuffer> {
+  return new Uint8Array(parts.flatMap((p) => [...p]));
+}
+
+rbacTest(
+  "a protobuf SelfSubjectAccessReview, as kubectl auth can-i sends it, is answered in JSON",
+  { rbac: true },
+  async ({ server, as }) => {
+    const sa = as(server.serviceAccountToken("ha", "ha-controller"));
+    const attributes = concat(field(1, "default"), field(2, "list"), field(5, "pods"));
+    const review = concat(field(2, field(1, attributes)));
+    const envelope = concat(
+      field(1, concat(field(1, "authorization.k8s.io/v1"), field(2, "SelfSubjectAccessReview"))),
+      field(2, review),
+    );
+    const protobuf = "application/vnd.kubernetes.protobuf";
+    const send = (body: Uint8Array) =>
+      call(sa, "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews", {
+        method: "POST",
+        headers: { "content-type": protobuf, accept: `${protobuf},application/json` },
+        body: concat(new Uint8Array([0x6b, 0x38, 0x73, 0x00]), body),
+      });
+    const answer = await send(envelope);
+    assert.equal(answer.status, 201);
+    assert.deepEqual(answer.body.spec, {
+      resourceAttributes: { namespace: "default", verb: "list", resource: "pods" },
+    });
+    assert.deepEqual(answer.body.status, { allowed: false });
+    const pod = concat(
+      field(1, concat(field(1, "v1"), field(2, "Pod"))),
+      field(2, new Uint8Array()),
+    );
+    const refused = await call(sa, "/api/v1/namespaces/default/pods", {
+      method: "POST",
+      headers: { "content-type": protobuf },
+      body: concat(new Uint8Array([0x6b, 0x38, 0x73, 0x00]), pod),
+    });
+    assert.equal(refused.status, 415);
+  },
+);

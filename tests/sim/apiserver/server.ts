@@ -38,6 +38,7 @@ import {
   pathNotFound,
   unauthorized,
 } from "./status.ts";
+import { decodeProtobufBody, isProtobuf } from "./protobuf.ts";
 import { Authorizer, forbiddenError, requestAttributes } from "./rbac.ts";
 import { answerReview, isReviewKind } from "./reviews.ts";
 import { Store } from "./store.ts";
@@ -478,9 +479,15 @@ export class ApiServer {
     }
     let response: Response;
     try {
-      const text = req.method === "GET" || req.method === "HEAD" ? "" : await req.text();
+      const protobuf = isProtobuf(contentType) && req.method !== "GET" && req.method !== "HEAD";
+      const text = req.method === "GET" || req.method === "HEAD" || protobuf
+        ? ""
+        : await req.text();
       let body: unknown = undefined;
-      if (text.trim() !== "") {
+      if (protobuf) {
+        body = decodeProtobufBody(new Uint8Array(await req.arrayBuffer()));
+        record.body = body;
+      } else if (text.trim() !== "") {
         try {
           body = JSON.parse(text);
         } catch {
