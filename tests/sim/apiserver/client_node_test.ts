@@ -511,3 +511,38 @@ Deno.test("close() finishes while an informer keeps reconnecting", async () => {
   await waitFor(() => errors.length > 0, { what: "the informer to report the lost server" });
   await informer.stop();
 });
+
+Deno.test("client-node with a ServiceAccount kubeconfig gets 403 ApiExceptions under RBAC", async () => {
+  await withCluster({ tls: true, rbac: true }, async ({ server }) => {
+    server.create(runningPod("web-0"));
+    server.create({
+      apiVersion: "rbac.authorization.k8s.io/v1",
+      kind: "ClusterRole",
+      metadata: { name: "pod-reader" },
+      rules: [{ apiGroups: [""], resources: ["pods"], verbs: ["get", "list", "watch"] }],
+    });
+    server.create({
+      apiVersion: "rbac.authorization.k8s.io/v1",
+      kind: "ClusterRoleBinding",
+      metadata: { name: "agent" },
+      roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "ClusterRole", name: "pod-reader" },
+      subjects: [{ kind: "ServiceAccount", name: "ha-controller", namespace: "ha" }],
+    });
+    const kc = new k8s.KubeConfig();
+    kc.loadFromFile(await server.kubeconfigFor("ha", "ha-controller"));
+    const core = kc.makeApiClient(k8s.CoreV1Api);
+    const pods = await core.listNamespacedPod({ namespace: "default" });
+    assert.deepEqual(pods.items.map((p) => p.metadata?.name), ["web-0"]);
+    const denied = await apiError(
+      core.deleteNamespacedPod({ name: "web-0", namespace: "default" }),
+    );
+    assert.equal(denied.code, 403);
+    assert.equal(denied.body.reason, "Forbidden");
+    assert.equal(
+      denied.body.message,
+      'pods "web-0" is forbidden: User "system:serviceaccount:ha:ha-controller" cannot delete ' +
+        'resource "pods" in API group "" in the namespace "default"',
+    );
+    assert.equal(server.forbidden().length, 1);
+  });
+});

@@ -13,6 +13,7 @@ import { parseArgs } from "node:util";
 import { ApiServer } from "./server.ts";
 
 const usage = `Usage: main.ts [--port N] [--tls] [--token T] [--no-auth] [--no-eviction] [--demo]
+               [--rbac] [--service-account NS/NAME]...
 
   --port N        port on 127.0.0.1 (default: a free one)
   --tls           serve HTTPS with a generated CA (default: plain HTTP)
@@ -20,6 +21,9 @@ const usage = `Usage: main.ts [--port N] [--tls] [--token T] [--no-auth] [--no-e
   --no-auth       do not check the bearer token
   --no-eviction   answer 404 for pods/eviction
   --demo          seed two nodes, a pod on each and a VolumeAttachment
+  --rbac          enforce RBAC for every user but the admin
+  --service-account NS/NAME
+                  also write a kubeconfig of that ServiceAccount and print its path
 `;
 
 /** Seeds a small cluster to look at with kubectl. */
@@ -71,6 +75,8 @@ async function main(): Promise<void> {
       "no-auth": { type: "boolean", default: false },
       "no-eviction": { type: "boolean", default: false },
       demo: { type: "boolean", default: false },
+      rbac: { type: "boolean", default: false },
+      "service-account": { type: "string", multiple: true, default: [] },
       help: { type: "boolean", short: "h", default: false },
     },
   });
@@ -89,9 +95,19 @@ async function main(): Promise<void> {
     token: values.token,
     auth: values["no-auth"] ? false : undefined,
     eviction: !values["no-eviction"],
+    rbac: values.rbac,
   });
   if (values.demo) seedDemo(server);
   console.log(server.kubeconfigPath);
+  for (const account of values["service-account"]) {
+    const [namespace, name, ...rest] = account.split("/");
+    if (!namespace || !name || rest.length > 0) {
+      console.error(`Expected --service-account as NAMESPACE/NAME, got "${account}"`);
+      await server.close();
+      Deno.exit(2);
+    }
+    console.log(await server.kubeconfigFor(namespace, name));
+  }
   console.error(`API server listening on ${server.url}; Ctrl-C stops it`);
   const stop = () => {
     server.close().then(() => Deno.exit(0));
