@@ -370,6 +370,7 @@ rbacTest(
 
     // users by name, and any group a token carries
     const alice = as(server.userToken({ username: "alice", groups: ["team-a"] }));
+    assert.equal((await call(alice, "/apis")).status, 200, "every user may read discovery");
     assert.equal((await call(alice, "/api/v1/namespaces/default/pods/web-0")).status, 403);
     server.create(binding("ClusterRoleBinding", {
       name: "alice",

@@ -17,6 +17,7 @@ import type { UserInfo } from "./auth.ts";
 import {
   adminUser,
   anonymousUser,
+  authenticatedGroup,
   serviceAccountOf,
   serviceAccountUser,
   TokenBook,
@@ -376,9 +377,15 @@ export class ApiServer {
     return this.#tokens.issue(serviceAccountUser({ namespace, name }));
   }
 
-  /** Issues a bearer token for any user name and groups (for User and Group subjects). */
+  /**
+   * Issues a bearer token for any user name and groups (for User and Group
+   * subjects); `system:authenticated` is added as every authenticator does.
+   */
   userToken(user: UserInfo): string {
-    return this.#tokens.issue(user);
+    const groups = user.groups.includes(authenticatedGroup)
+      ? user.groups
+      : [...user.groups, authenticatedGroup];
+    return this.#tokens.issue({ username: user.username, groups });
   }
 
   /**
