@@ -655,7 +655,7 @@ function concat(...parts: Uint8Array[]): Uint8Array<ArrayBuffer> {
 rbacTest(
   "a protobuf SelfSubjectAccessReview, as kubectl auth can-i sends it, is answered in JSON",
   { rbac: true },
-  async ({ server, as }) => {
+  async ({ server, admin, as }) => {
     const sa = as(server.serviceAccountToken("ha", "ha-controller"));
     const attributes = concat(field(1, "default"), field(2, "list"), field(5, "pods"));
     const review = concat(field(2, field(1, attributes)));
@@ -680,11 +680,18 @@ rbacTest(
       field(1, concat(field(1, "v1"), field(2, "Pod"))),
       field(2, new Uint8Array()),
     );
-    const refused = await call(sa, "/api/v1/namespaces/default/pods", {
+    // other kinds are not decoded: 415 for those who may create them, 403 before that for others
+    const refused = await call(admin, "/api/v1/namespaces/default/pods", {
       method: "POST",
       headers: { "content-type": protobuf },
       body: concat(new Uint8Array([0x6b, 0x38, 0x73, 0x00]), pod),
     });
     assert.equal(refused.status, 415);
+    const denied = await call(sa, "/api/v1/namespaces/default/pods", {
+      method: "POST",
+      headers: { "content-type": protobuf },
+      body: concat(new Uint8Array([0x6b, 0x38, 0x73, 0x00]), pod),
+    });
+    assert.equal(denied.status, 403);
   },
 );

@@ -490,11 +490,9 @@ export class ApiServer {
       const text = req.method === "GET" || req.method === "HEAD" || protobuf
         ? ""
         : await req.text();
+      const protobufBytes = protobuf ? new Uint8Array(await req.arrayBuffer()) : undefined;
       let body: unknown = undefined;
-      if (protobuf) {
-        body = decodeProtobufBody(new Uint8Array(await req.arrayBuffer()));
-        record.body = body;
-      } else if (text.trim() !== "") {
+      if (text.trim() !== "") {
         try {
           body = JSON.parse(text);
         } catch {
@@ -529,6 +527,10 @@ export class ApiServer {
         throw denial;
       }
       if (route === undefined) throw routeError;
+      if (protobufBytes !== undefined) {
+        body = decodeProtobufBody(protobufBytes);
+        record.body = body;
+      }
       const fault = this.faults.take(
         {
           verb,
