@@ -373,6 +373,10 @@ export class Kubelet {
   #volumesOf(pod: KubeObject): PodVolumes {
     const out: PodVolumes = { unattached: [], resources: [], volumes: [] };
     const namespace = pod.metadata.namespace;
+    const node = this.#cluster.get("nodes", { name: this.node });
+    const attached = node === undefined ? [] : pathList(node, "status.volumesAttached")
+      .filter(isRecord)
+      .map((v) => String(v.name ?? ""));
     for (const { volume, claim } of podClaims(pod)) {
       const pvc = this.#cluster.get("persistentvolumeclaims", { namespace, name: claim });
       const pvName = pvc === undefined ? "" : pathString(pvc, "spec.volumeName");
@@ -387,9 +391,15 @@ export class Kubelet {
       }
       const csi = csiSource(pv);
       if (csi === undefined) continue;
-      out.volumes.push(uniqueVolumeName(csi));
+      const unique = uniqueVolumeName(csi);
+      out.volumes.push(unique);
+      // as with controller-managed attach: reported in node status by the
+      // attach-detach controller, and the VolumeAttachment says attached
       const va = this.#cluster.get("volumeattachments", { name: attachmentName(csi, this.node) });
-      if (va === undefined || pathString(va, "status.attached") !== "true") {
+      if (
+        !attached.includes(unique) || va === undefined ||
+        pathString(va, "status.attached") !== "true"
+      ) {
         out.unattached.push(volume);
         continue;
       }

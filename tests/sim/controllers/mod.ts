@@ -31,7 +31,7 @@
 import type { SimClock } from "../clock.ts";
 import type { DrbdHooks } from "../drbd_hooks.ts";
 import type { Change } from "../apiserver/store.ts";
-import { pathString } from "../apiserver/objects.ts";
+import { pathString, pathValue } from "../apiserver/objects.ts";
 import { AttachDetachController } from "./attach_detach.ts";
 import type { ClusterApi, LogEntry } from "./cluster.ts";
 import { Cluster } from "./cluster.ts";
@@ -224,17 +224,25 @@ export class Controllers {
     for (const w of this.#wiring) if (w.storages.includes(storage)) w.runner.kick();
     const kubeletStorages = [
       "pods",
+      "nodes",
       "persistentvolumeclaims",
       "persistentvolumes",
       "volumeattachments.storage.k8s.io",
     ];
     if (!kubeletStorages.includes(storage)) return;
-    const node = storage === "pods"
-      ? pathString(change.object, "spec.nodeName") ||
-        pathString(change.previous, "spec.nodeName")
-      : storage === "volumeattachments.storage.k8s.io"
-      ? pathString(change.object, "spec.nodeName")
-      : "";
+    let node = "";
+    if (storage === "pods") {
+      node = pathString(change.object, "spec.nodeName") ||
+        pathString(change.previous, "spec.nodeName");
+    } else if (storage === "volumeattachments.storage.k8s.io") {
+      node = pathString(change.object, "spec.nodeName");
+    } else if (storage === "nodes") {
+      // only the attach-detach controller's volumesAttached matters to a kubelet
+      const before = JSON.stringify(pathValue(change.previous, "status.volumesAttached"));
+      const after = JSON.stringify(pathValue(change.object, "status.volumesAttached"));
+      if (before === after) return;
+      node = change.object.metadata.name ?? "";
+    }
     if (node !== "") {
       this.#kubelets.get(node)?.runner.kick();
       return;

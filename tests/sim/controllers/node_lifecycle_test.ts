@@ -74,6 +74,10 @@ Deno.test("a node whose kubelet stops turns NotReady after the grace period, is 
       undefined,
       "restored before the toleration ran out: not evicted",
     );
+    await until(
+      () => eventsAbout(server, "app", "TaintManagerEviction").length > 0,
+      "pending eviction cancelled",
+    );
     const cancelled = eventsAbout(server, "app", "TaintManagerEviction");
     assert.deepEqual(cancelled.map((e) => e.message), ["Cancelling deletion of Pod default/app"]);
   } finally {
