@@ -19,7 +19,7 @@
  * @module
  */
 
-import type { DrbdResource, DrbdResourceConfig } from "../../../lib/drbd/model.ts";
+import type { DrbdConnection, DrbdResource, DrbdResourceConfig } from "../../../lib/drbd/model.ts";
 
 /** Which drbd-utils the fake imitates. */
 export type FakeDialect =
@@ -47,7 +47,34 @@ export interface SetResourcesOptions {
    * "retry-connect" } }`. The model's `config` always wins for its four options.
    */
   showOptions?: ShowOptionOverrides;
+  /**
+   * Resync progress in percent per peer device ({@linkcode resyncKey}), shown
+   * as events2 `done:` and in status --json while a peer device is in a
+   * resync state (default 0).
+   */
+  resyncDone?: Record<string, number>;
+  /**
+   * Whether a connection's path is established, by {@linkcode connectionKey};
+   * by default it is exactly while the connection is Connected. The kernel
+   * reports a broken path in a notification of its own, after the state
+   * change that broke the connection (§6.4).
+   */
+  pathEstablished?: Record<string, boolean>;
 }
+
+/** What a `drbdsetup` command answered, for {@linkcode FakeDrbd.serveCommands}. */
+export interface FakeAnswer {
+  /** Exit code. */
+  code: number;
+  /** Text on stderr (a newline is added when missing). */
+  stderr: string;
+}
+
+/**
+ * Answers the commands a simulation takes over (see
+ * {@linkcode FakeDrbd.serveCommands}); gets the arguments after `drbdsetup`.
+ */
+export type FakeCommandHandler = (args: string[]) => Promise<FakeAnswer>;
 
 /** Option values for show --json beyond the model (see {@linkcode SetResourcesOptions}). */
 export interface ShowOptionOverrides {
@@ -138,16 +165,20 @@ function renderedLine(verb: string, r: Rendered): string {
   return [verb, r.object, r.identity, ...r.groups].filter((part) => part !== "").join(" ");
 }
 
-/** Computes drbdsetup's may_promote and promotion_score (§6.1) for a demoted resource. */
-function promotionAfterDemotion(
+/**
+ * drbdsetup's may_promote and promotion_score (DRBD_FORMATS.md §6.1), from
+ * what the resource shows: its role, force-io-failures, the devices' quorum
+ * and disk states and the peers' roles and disk states. A peer's UpToDate
+ * data counts as stable (the fake has no UUID flags).
+ */
+export function promotionInfo(
   resource: DrbdResource,
-  forceIoFailures: boolean,
   dialect: FakeDialect,
 ): { mayPromote: boolean; score: number } {
   const none = { mayPromote: false, score: 0 };
   if (resource.devices.length === 0) return none;
   // Since 9.28 force-io-failures forces no/0; 9.22 does not look at it.
-  if (forceIoFailures && dialect === "current") return none;
+  if (resource.forceIoFailures && dialect === "current") return none;
   if (resource.devices.some((d) => !d.quorum)) return none;
   let minReplicas = Infinity;
   for (const device of resource.devices) {
@@ -165,8 +196,17 @@ function promotionAfterDemotion(
       : 0;
   const b = Math.min(99, resource.devices.filter((d) => d.diskState === "UpToDate").length);
   const c = Math.min(99, minReplicas);
-  const primaryPeer = resource.connections.some((c) => c.peerRole === "Primary");
-  return { mayPromote: !primaryPeer, score: a * 10000 + b * 100 + c };
+  const primary = resource.role === "Primary" ||
+    resource.connections.some((c) => c.peerRole === "Primary");
+  return { mayPromote: !primary, score: a * 10000 + b * 100 + c };
+}
+
+/** What the kernel adds when `secondary` meets a device open for writing (§5.1). */
+export function heldOpenMessage(resource: string, minor: number): string {
+  return `${resource}: State change failed: (-12) Device is held open by someone\n` +
+    "additional info from kernel:\n" +
+    `/dev/drbd${minor} open_cnt:1, writable:1; list of openers follows\n` +
+    `drbd${minor} opened by mount (pid 4242) at 2026-11-25 02:59:00.123\n`;
 }
 
 /**
@@ -433,6 +473,209 @@ function showResource(resource: DrbdResource, style: ShowStyle): string {
   return `${indent(l)}{\n${members(parts)}\n${indent(l)}}`;
 }
 
+/** Replication states in which drbdsetup shows resync progress (`done:`, sync details). */
+const RESYNC_STATES: ReadonlySet<string> = new Set([
+  "SyncSource",
+  "SyncTarget",
+  "PausedSyncS",
+  "PausedSyncT",
+]);
+
+/** The key of {@linkcode SetResourcesOptions.pathEstablished} for one connection. */
+export function connectionKey(resource: string, peerNodeId: number): string {
+  return `${resource}/${peerNodeId}`;
+}
+
+/** Whether the path of `connection` is shown established. */
+function pathIsEstablished(
+  resource: DrbdResource,
+  connection: DrbdConnection,
+  overrides: Record<string, boolean>,
+): boolean {
+  return overrides[connectionKey(resource.name, connection.peerNodeId)] ??
+    connection.connectionState === "Connected";
+}
+
+/** The key of {@linkcode SetResourcesOptions.resyncDone} for one peer device. */
+export function resyncKey(resource: string, peerNodeId: number, volume: number): string {
+  return `${resource}/${peerNodeId}/${volume}`;
+}
+
+/**
+ * Device statistics the model does not carry: those of the reference
+ * example (§2.4) for a volume with a disk, nothing read or written for a
+ * diskless client.
+ */
+const DEVICE_SIZE_KIB = 1048508;
+
+function statusDevice(
+  resource: DrbdResource,
+  volume: number,
+  dialect: FakeDialect,
+): string {
+  const d = resource.devices.find((device) => device.volume === volume)!;
+  const withDisk = d.diskState !== "Diskless";
+  // Writes wait while a Primary's I/O is suspended (§2.4, "Quorum lost while Primary").
+  const s = resource.suspended;
+  const frozen = resource.role === "Primary" && d.open === true &&
+    (s.user || s.noData || s.fencing || s.quorum) && !resource.forceIoFailures;
+  const keys: [string, string][] = [
+    ["volume", String(d.volume)],
+    ["minor", String(d.minor)],
+    ["disk-state", JSON.stringify(d.diskState)],
+    ["client", String(d.client === true)],
+  ];
+  if (dialect === "current") keys.push(["open", String(d.open === true)]);
+  keys.push(
+    ["quorum", String(d.quorum)],
+    ["size", String(DEVICE_SIZE_KIB)],
+    ["read", withDisk ? "9117" : "0"],
+    ["written", withDisk ? "204908" : "0"],
+    ["al-writes", withDisk ? "21" : "0"],
+    ["bm-writes", withDisk ? "3" : "0"],
+    ["upper-pending", frozen ? "1" : "0"],
+    ["lower-pending", "0"],
+  );
+  return `    {\n${keys.map(([k, v]) => `      "${k}": ${v}`).join(",\n")}\n    }`;
+}
+
+function statusHost(name: string, nodeId: number): string {
+  return `          "${name}": {\n` +
+    `            "address": "${address(nodeId)}",\n` +
+    `            "port": 7000,\n` +
+    `            "family": "ipv4"\n` +
+    `          }`;
+}
+
+function statusPeerDevice(
+  resource: DrbdResource,
+  connectionIndex: number,
+  volume: number,
+  resyncDone: Record<string, number>,
+): string {
+  const c = resource.connections[connectionIndex];
+  const pd = c.peerDevices.find((p) => p.volume === volume)!;
+  const syncing = RESYNC_STATES.has(pd.replicationState);
+  const done = syncing ? resyncDone[resyncKey(resource.name, c.peerNodeId, volume)] ?? 0 : 100;
+  const outOfSync = Math.round(DEVICE_SIZE_KIB * (1 - done / 100));
+  const keys: [string, string][] = [
+    ["volume", String(pd.volume)],
+    ["replication-state", JSON.stringify(pd.replicationState)],
+    ["peer-disk-state", JSON.stringify(pd.peerDiskState)],
+    ["peer-client", String(pd.peerClient === true)],
+    ["resync-suspended", '"no"'],
+    ["received", "0"],
+    ["sent", pd.peerClient === true ? "0" : "204908"],
+    ["out-of-sync", String(outOfSync)],
+    ["pending", "0"],
+    ["unacked", "0"],
+    ["has-sync-details", String(syncing)],
+    ["has-online-verify-details", "false"],
+    ["percent-in-sync", (100 * (1 - outOfSync / DEVICE_SIZE_KIB)).toFixed(2)],
+  ];
+  if (syncing) {
+    // A resync at a steady 12.19 MiB/s (the reference example's rate).
+    const total = DEVICE_SIZE_KIB * 2;
+    const synced = Math.round(total * done / 100);
+    const elapsedMs = Math.round(synced / 2 / 1024 / 12.19 * 1000);
+    const etaSeconds = done >= 100 ? 0 : (total - synced) / 2 / 1024 / 12.19;
+    keys.push(
+      ["rs-total", String(total)],
+      ["rs-dt-start-ms", String(elapsedMs)],
+      ["rs-paused-ms", "0"],
+      ["rs-dt0-ms", String(elapsedMs)],
+      ["rs-db0-sectors", String(synced)],
+      ["rs-dt1-ms", "3000"],
+      ["rs-db1-sectors", done > 0 ? "75000" : "0"],
+      ["rs-failed", "0"],
+      ["rs-same-csum", "0"],
+      ["want", "0.00"],
+      ["db0/dt0 [MiB/s]", done > 0 ? "12.19" : "0.00"],
+      ["db1/dt1 [MiB/s]", done > 0 ? "12.21" : "0.00"],
+      ["estimated-seconds-to-finish", done > 0 ? etaSeconds.toFixed(0) : "987654321"],
+      ["db/dt [MiB/s]", done > 0 ? "12.19" : "0.00"],
+      ["percent-resync-done", done.toFixed(2)],
+    );
+  }
+  return `        {\n${keys.map(([k, v]) => `          "${k}": ${v}`).join(",\n")}\n        }`;
+}
+
+function statusConnection(
+  resource: DrbdResource,
+  index: number,
+  dialect: FakeDialect,
+  extras: { resyncDone: Record<string, number>; pathEstablished: Record<string, boolean> },
+): string {
+  const c = resource.connections[index];
+  const lines = [
+    "    {",
+    `      "peer-node-id": ${c.peerNodeId},`,
+    `      "name": ${JSON.stringify(c.name)},`,
+    // drbdsetup really prints a space before this newline (§2.1).
+    `      "connection-state": ${JSON.stringify(c.connectionState)}, `,
+    `      "congested": false,`,
+    `      "peer-role": ${JSON.stringify(c.peerRole)},`,
+  ];
+  if (dialect === "current") lines.push(`      "tls": false,`);
+  lines.push(`      "ap-in-flight": 0,`, `      "rs-in-flight": 0,`);
+  if (dialect === "current") {
+    const established = pathIsEstablished(resource, c, extras.pathEstablished);
+    lines.push(
+      `      "paths": [`,
+      `        {\n${statusHost("this_host", localNodeId(resource))},\n` +
+        `${statusHost("remote_host", c.peerNodeId)},\n` +
+        `          "established": ${established}\n        } ],`,
+    );
+  }
+  const peerDevices = c.peerDevices.map((pd) =>
+    statusPeerDevice(resource, index, pd.volume, extras.resyncDone)
+  );
+  lines.push(
+    peerDevices.length === 0
+      ? `      "peer_devices": [\n ]`
+      : `      "peer_devices": [\n${peerDevices.join(",\n")} ]`,
+  );
+  return `${lines.join("\n")}\n    }`;
+}
+
+/**
+ * One resource object of `status --json` (§2.1), without a trailing newline.
+ * Statistics the model does not carry are those of the reference example.
+ */
+export function statusResource(
+  resource: DrbdResource,
+  dialect: FakeDialect,
+  extras: { resyncDone?: Record<string, number>; pathEstablished?: Record<string, boolean> } = {},
+): string {
+  const known = {
+    resyncDone: extras.resyncDone ?? {},
+    pathEstablished: extras.pathEstablished ?? {},
+  };
+  const s = resource.suspended;
+  const devices = resource.devices.map((d) => statusDevice(resource, d.volume, dialect));
+  const connections = resource.connections.map((_, i) =>
+    statusConnection(resource, i, dialect, known)
+  );
+  return [
+    "{",
+    `  "name": ${JSON.stringify(resource.name)},`,
+    `  "node-id": ${localNodeId(resource)},`,
+    `  "role": ${JSON.stringify(resource.role)},`,
+    `  "suspended": ${s.user || s.noData || s.fencing || s.quorum},`,
+    `  "suspended-user": ${s.user},`,
+    `  "suspended-no-data": ${s.noData},`,
+    `  "suspended-fencing": ${s.fencing},`,
+    `  "suspended-quorum": ${s.quorum},`,
+    `  "force-io-failures": ${resource.forceIoFailures},`,
+    `  "write-ordering": "flush",`,
+    devices.length === 0 ? `  "devices": [\n ],` : `  "devices": [\n${devices.join(",\n")} ],`,
+    connections.length === 0
+      ? `  "connections": [\n ]`
+      : `  "connections": [\n${connections.join(",\n")} ]`,
+    "}",
+  ].join("\n");
+}
+
 /** Fields of a parsed events2 line, for diffing. */
 interface ParsedLine {
   object: string;
@@ -482,6 +725,11 @@ export class FakeDrbd {
   /** The imitated drbd-utils version. */
   readonly dialect: FakeDialect;
   #resources: DrbdResource[] = [];
+  #resyncDone: Record<string, number> = {};
+  #pathEstablished: Record<string, boolean> = {};
+  /** Files as last written, by path relative to the state directory. */
+  #written = new Map<string, string>();
+  #serving: CommandServer | undefined;
 
   private constructor(dir: string, dialect: FakeDialect) {
     this.dir = dir;
@@ -494,6 +742,9 @@ export class FakeDrbd {
     const fake = new FakeDrbd(dir, options.dialect ?? "current");
     await Deno.mkdir(`${dir}/fail`);
     await Deno.mkdir(`${dir}/streams`);
+    for (const sub of ["show", "status", "demote"]) await Deno.mkdir(`${dir}/${sub}`);
+    // The script picks the 9.22 documents by this directory's existence.
+    if (fake.dialect === "9.22") await Deno.mkdir(`${dir}/show-defaults`);
     await Deno.writeTextFile(`${dir}/calls.log`, "");
     await Deno.writeTextFile(`${dir}/events.log`, "");
     await fake.#writeState([], {});
@@ -521,6 +772,8 @@ export class FakeDrbd {
   async setResources(resources: DrbdResource[], options: SetResourcesOptions = {}): Promise<void> {
     const previous = readDump(await Deno.readTextFile(`${this.dir}/now.txt`));
     this.#resources = structuredClone(resources);
+    this.#resyncDone = { ...options.resyncDone };
+    this.#pathEstablished = { ...options.pathEstablished };
     const lines: string[] = [];
     for (const resource of resources) lines.push(...this.#changesOf(resource, previous));
     for (const [key, line] of previous) {
@@ -593,8 +846,35 @@ export class FakeDrbd {
     return pids.length;
   }
 
+  /**
+   * Lets `handler` answer the given drbdsetup subcommands from now on (the
+   * cluster simulation answers `secondary`, so its model decides). The
+   * script still checks its options, the failure injection and the module;
+   * then it writes the arguments to `requests/PID` and waits up to 10 s for
+   * `responses/PID` (exit code, then stderr) and a wake-up on the FIFO
+   * `responses/PID.wake`. Requests are noticed through a file system watcher,
+   * with a poll every 100 ms as a fallback.
+   */
+  async serveCommands(commands: string[], handler: FakeCommandHandler): Promise<void> {
+    if (this.#serving !== undefined) throw new Error("Expected one command server, got a second");
+    await Deno.mkdir(`${this.dir}/requests`, { recursive: true });
+    await Deno.mkdir(`${this.dir}/responses`, { recursive: true });
+    await Deno.writeTextFile(`${this.dir}/served`, commands.map((c) => `${c}\n`).join(""));
+    this.#serving = new CommandServer(this.dir, handler);
+  }
+
+  /** Stops answering commands (see {@linkcode serveCommands}); waits for answers in flight. */
+  async stopServing(): Promise<void> {
+    const server = this.#serving;
+    if (server === undefined) return;
+    this.#serving = undefined;
+    await Deno.remove(`${this.dir}/served`).catch(() => {});
+    await server.stop();
+  }
+
   /** Kills leftover streams and removes the state directory. */
   async cleanup(): Promise<void> {
+    await this.stopServing();
     await this.killStreams();
     await Deno.remove(this.dir, { recursive: true });
   }
@@ -641,16 +921,23 @@ export class FakeDrbd {
 
   #peerDeviceLines(resource: DrbdResource, index: number): Rendered[] {
     const c = resource.connections[index];
-    return c.peerDevices.map((pd) => ({
-      object: "peer-device",
-      identity: `name:${resource.name} peer-node-id:${c.peerNodeId} conn-name:${c.name} ` +
-        `volume:${pd.volume}`,
-      groups: [
+    return c.peerDevices.map((pd) => {
+      const groups = [
         `replication:${pd.replicationState}`,
         `peer-disk:${pd.peerDiskState} peer-client:${yesNoUnknown(pd.peerClient)}`,
         "resync-suspended:no",
-      ],
-    }));
+      ];
+      if (RESYNC_STATES.has(pd.replicationState)) {
+        const done = this.#resyncDone[resyncKey(resource.name, c.peerNodeId, pd.volume)] ?? 0;
+        groups.push(`done:${done.toFixed(2)}`);
+      }
+      return {
+        object: "peer-device",
+        identity: `name:${resource.name} peer-node-id:${c.peerNodeId} conn-name:${c.name} ` +
+          `volume:${pd.volume}`,
+        groups,
+      };
+    });
   }
 
   #pathLine(resource: DrbdResource, index: number): Rendered {
@@ -660,7 +947,7 @@ export class FakeDrbd {
       object: "path",
       identity: `name:${resource.name} peer-node-id:${c.peerNodeId} conn-name:${c.name} ` +
         `local:ipv4:${address(local)}:7000 peer:ipv4:${address(c.peerNodeId)}:7000`,
-      groups: [`established:${yesNo(c.connectionState === "Connected")}`],
+      groups: [`established:${yesNo(pathIsEstablished(resource, c, this.#pathEstablished))}`],
     };
   }
 
@@ -763,7 +1050,7 @@ export class FakeDrbd {
       const forceIo = kind === "force" && open.length > 0;
       const demoted: DrbdResource = { ...resource, role: "Secondary", forceIoFailures: forceIo };
       if (resource.mayPromote !== undefined) {
-        const promotion = promotionAfterDemotion(demoted, forceIo, this.dialect);
+        const promotion = promotionInfo(demoted, this.dialect);
         demoted.mayPromote = promotion.mayPromote;
         demoted.promotionScore = promotion.score;
       }
@@ -775,13 +1062,7 @@ export class FakeDrbd {
     }
     if (open.length > 0) {
       const minor = open[0].minor;
-      files.set(
-        "held-open",
-        `${resource.name}: State change failed: (-12) Device is held open by someone\n` +
-          "additional info from kernel:\n" +
-          `/dev/drbd${minor} open_cnt:1, writable:1; list of openers follows\n` +
-          `drbd${minor} opened by mount (pid 4242) at 2026-11-25 02:59:00.123\n`,
-      );
+      files.set("held-open", heldOpenMessage(resource.name, minor));
     }
     return files;
   }
@@ -792,39 +1073,158 @@ export class FakeDrbd {
     await Deno.rename(temporary, path);
   }
 
+  /**
+   * Writes every file of the state directory that changed, each atomically
+   * (a drbdsetup running meanwhile reads the old or the new file, never a
+   * missing or half-written one); `resources` and `now.txt` go last, then
+   * files of resources that are gone are removed.
+   */
   async #writeState(resources: DrbdResource[], overrides: ShowOptionOverrides): Promise<void> {
-    const dump = resources.flatMap((r) => this.#dumpOf(r)).map((l) => `${l}\n`).join("");
-    for (const variant of ["show", "show-defaults", "demote"]) {
-      await Deno.remove(`${this.dir}/${variant}`, { recursive: true }).catch(() => {});
-    }
-    await Deno.mkdir(`${this.dir}/show`);
-    if (this.dialect === "9.22") await Deno.mkdir(`${this.dir}/show-defaults`);
+    const files = new Map<string, string>();
     for (const resource of resources) {
-      const style: ShowStyle = {
-        defaults: this.dialect === "current",
-        dialect: this.dialect,
-        overrides,
-      };
-      await Deno.writeTextFile(
-        `${this.dir}/show/${resource.name}.json`,
-        showResource(resource, style),
+      files.set(
+        `show/${resource.name}.json`,
+        showResource(resource, {
+          defaults: this.dialect === "current",
+          dialect: this.dialect,
+          overrides,
+        }),
       );
       if (this.dialect === "9.22") {
-        await Deno.writeTextFile(
-          `${this.dir}/show-defaults/${resource.name}.json`,
+        files.set(
+          `show-defaults/${resource.name}.json`,
           showResource(resource, { defaults: true, dialect: "9.22", overrides }),
         );
       }
-      const demoteDir = `${this.dir}/demote/${resource.name}`;
-      await Deno.mkdir(demoteDir, { recursive: true });
-      for (const [name, text] of this.#demotionFiles(resource)) {
-        await Deno.writeTextFile(`${demoteDir}/${name}`, text);
+      files.set(
+        `status/${resource.name}.json`,
+        statusResource(resource, this.dialect, {
+          resyncDone: this.#resyncDone,
+          pathEstablished: this.#pathEstablished,
+        }),
+      );
+      // A served `secondary` is decided by the server, not by these files.
+      if (this.#serving === undefined) {
+        for (const [name, text] of this.#demotionFiles(resource)) {
+          files.set(`demote/${resource.name}/${name}`, text);
+        }
       }
     }
-    await this.#writeAtomically(
-      `${this.dir}/resources`,
-      resources.map((r) => `${r.name}\n`).join(""),
-    );
-    await this.#writeAtomically(`${this.dir}/now.txt`, dump);
+    files.set("resources", resources.map((r) => `${r.name}\n`).join(""));
+    files.set("now.txt", resources.flatMap((r) => this.#dumpOf(r)).map((l) => `${l}\n`).join(""));
+    const last = ["resources", "now.txt"];
+    for (const [path, text] of [...files].sort(([a], [b]) => last.indexOf(a) - last.indexOf(b))) {
+      // The script's own `secondary` edits now.txt, so the dump is always written.
+      if (!last.includes(path) && this.#written.get(path) === text) continue;
+      const full = `${this.dir}/${path}`;
+      const slash = path.lastIndexOf("/");
+      if (slash > 0) await Deno.mkdir(`${this.dir}/${path.slice(0, slash)}`, { recursive: true });
+      await this.#writeAtomically(full, text);
+      this.#written.set(path, text);
+    }
+    for (const path of [...this.#written.keys()]) {
+      if (files.has(path)) continue;
+      await Deno.remove(`${this.dir}/${path}`).catch(() => {});
+      this.#written.delete(path);
+    }
+  }
+}
+
+/**
+ * Answers requests that the script hands over (see
+ * {@linkcode FakeDrbd.serveCommands}).
+ */
+class CommandServer {
+  readonly #dir: string;
+  readonly #handler: FakeCommandHandler;
+  readonly #watcher: Deno.FsWatcher;
+  readonly #poll: ReturnType<typeof setInterval>;
+  readonly #seen = new Set<string>();
+  readonly #inFlight = new Set<Promise<void>>();
+  #watching: Promise<void>;
+  #stopped = false;
+
+  constructor(dir: string, handler: FakeCommandHandler) {
+    this.#dir = dir;
+    this.#handler = handler;
+    this.#watcher = Deno.watchFs(`${dir}/requests`, { recursive: false });
+    this.#watching = this.#watch();
+    this.#poll = setInterval(() => this.#scan(), 100);
+    this.#scan();
+  }
+
+  async #watch(): Promise<void> {
+    try {
+      for await (const _event of this.#watcher) this.#scan();
+    } catch {
+      // Closed.
+    }
+  }
+
+  #scan(): void {
+    if (this.#stopped) return;
+    const scan = (async () => {
+      try {
+        for await (const entry of Deno.readDir(`${this.#dir}/requests`)) {
+          if (this.#stopped || this.#seen.has(entry.name)) continue;
+          this.#seen.add(entry.name);
+          this.#track(this.#answer(entry.name));
+        }
+      } catch {
+        // The state directory is being removed.
+      }
+    })();
+    this.#track(scan);
+  }
+
+  #track(promise: Promise<void>): void {
+    this.#inFlight.add(promise);
+    promise.finally(() => this.#inFlight.delete(promise));
+  }
+
+  async #answer(name: string): Promise<void> {
+    const request = `${this.#dir}/requests/${name}`;
+    let text: string;
+    try {
+      text = await Deno.readTextFile(request);
+      await Deno.remove(request);
+    } catch {
+      // Answered already (two scans listed it), or the directory is gone.
+      this.#seen.delete(name);
+      return;
+    }
+    let answer: FakeAnswer;
+    try {
+      answer = await this.#handler(text.split("\x1f").slice(0, -1));
+    } catch (err) {
+      answer = { code: 20, stderr: `fake drbdsetup: ${err instanceof Error ? err.message : err}` };
+    }
+    const stderr = answer.stderr === "" || answer.stderr.endsWith("\n")
+      ? answer.stderr
+      : `${answer.stderr}\n`;
+    try {
+      const response = `${this.#dir}/responses/${name}`;
+      await Deno.writeTextFile(`${response}.tmp`, `${answer.code}\n${stderr}`);
+      await Deno.rename(`${response}.tmp`, response);
+      // Opened for reading and writing, so the open never waits for a reader.
+      const wake = await Deno.open(`${response}.wake`, { read: true, write: true });
+      try {
+        await wake.write(new Uint8Array([10]));
+      } finally {
+        wake.close();
+      }
+    } catch {
+      // The caller gave up waiting (and removed its FIFO), or the directory is gone.
+    } finally {
+      this.#seen.delete(name);
+    }
+  }
+
+  async stop(): Promise<void> {
+    this.#stopped = true;
+    clearInterval(this.#poll);
+    this.#watcher.close();
+    await this.#watching;
+    while (this.#inFlight.size > 0) await Promise.allSettled([...this.#inFlight]);
   }
 }
