@@ -55,6 +55,10 @@ export interface KubeConstants {
   schedulerRetryPeriod: number;
   /** Simulator: resync of the StatefulSet controller and the volume binder, 1 s. */
   controllerResyncPeriod: number;
+  /** Pod garbage collector check period (`gcCheckPeriod`), 20 s. */
+  podGcPeriod: number;
+  /** Pod garbage collector: a pod's node must be gone this long before the pod is (`quarantineTime`), 40 s. */
+  podGcQuarantine: number;
 }
 
 /** The Kubernetes 1.32 defaults, in simulated milliseconds. */
@@ -75,6 +79,8 @@ export const defaultKubeConstants: Readonly<KubeConstants> = Object.freeze({
   kubeletRetryPeriod: 1_000,
   schedulerRetryPeriod: 1_000,
   controllerResyncPeriod: 1_000,
+  podGcPeriod: 20_000,
+  podGcQuarantine: 40_000,
 });
 
 /** The defaults with `overrides` applied; rejects negative or non-numeric durations. */

@@ -179,10 +179,20 @@ export class Kubelet {
     this.#cluster.note(this.#component, "crashed");
   }
 
-  /** The node comes back: heartbeat and status at once, then the usual loops. */
-  restore(): void {
+  /**
+   * The node comes back: heartbeat and status at once, then the usual loops.
+   * `rebooted`: the containers died with the node, so the kubelet forgets
+   * what it had started and open (the DRBD side resets its own state) and
+   * starts the pods still bound to it afresh.
+   */
+  restore(options: { rebooted?: boolean } = {}): void {
     if (this.#alive) return;
     this.#alive = true;
+    if (options.rebooted) {
+      this.#runs.clear();
+      this.#killing.clear();
+      this.#hanging.clear();
+    }
     this.#postStatusNow = true;
     this.#cluster.note(this.#component, "restored");
     this.#renewLease();
@@ -413,6 +423,7 @@ export class Kubelet {
   #start(pod: KubeObject, needs: PodVolumes, now: number): number {
     const uid = pod.metadata.uid!;
     if (needs.unattached.length > 0) {
+      this.#showCreating(pod);
       let since = this.#waitingSince.get(uid);
       if (since === undefined) {
         since = now;
@@ -453,6 +464,7 @@ export class Kubelet {
     for (const resource of toOpen) {
       const result = this.#drbd.open(this.node, resource);
       if (!result.ok) {
+        this.#showCreating(pod);
         const message = `MountVolume.SetUp failed for volume "${resource}" : ${result.error}`;
         if (this.#mountErrors.get(uid) !== message) {
           this.#mountErrors.set(uid, message);
@@ -468,7 +480,7 @@ export class Kubelet {
     }
     this.#mountErrors.delete(uid);
     run.started = true;
-    const stored = this.#writeRunning(pod);
+    const stored = this.#writeStatus(pod, true);
     const ref = stored ?? pod;
     for (const c of containerNames(pod)) {
       const fieldPath = `spec.containers{${c.name}}`;
@@ -493,57 +505,78 @@ export class Kubelet {
     return Infinity;
   }
 
-  #writeRunning(pod: KubeObject): KubeObject | undefined {
+  /** Writes the pod status: Running and Ready, or Pending with containers being created. */
+  #writeStatus(pod: KubeObject, running: boolean): KubeObject | undefined {
     const nowText = rfc3339(new Date(this.#cluster.now()));
     const existing = conditionsOf(pod);
-    const since = (type: string) => {
+    const names = containerNames(pod);
+    const condition = (type: string, status: boolean, extra: Partial<Condition> = {}) => {
+      const wanted = status ? "True" : "False";
       const c = existing.find((x) => x.type === type);
-      return c?.status === "True" && c.lastTransitionTime !== undefined
+      const lastTransitionTime = c?.status === wanted && c.lastTransitionTime !== undefined
         ? c.lastTransitionTime
         : nowText;
+      return { type, status: wanted, lastProbeTime: null, lastTransitionTime, ...extra };
+    };
+    const notReady = {
+      reason: "ContainersNotReady",
+      message: `containers with unready status: [${names.map((c) => c.name).join(" ")}]`,
     };
     const conditions = [
-      "PodReadyToStartContainers",
-      "Initialized",
-      "Ready",
-      "ContainersReady",
-      "PodScheduled",
-    ].map((type) => ({
-      type,
-      status: "True",
-      lastProbeTime: null,
-      lastTransitionTime: since(type),
-    }));
+      condition("PodReadyToStartContainers", running),
+      condition("Initialized", true),
+      condition("Ready", running, running ? {} : notReady),
+      condition("ContainersReady", running, running ? {} : notReady),
+      condition("PodScheduled", true),
+    ];
     const others = existing.filter((c) => !conditions.some((x) => x.type === c.type));
     const previous = isRecord(pod.status) ? pod.status : {};
-    const podIp = typeof previous.podIP === "string" && previous.podIP !== ""
-      ? previous.podIP
-      : this.#nextPodIp();
     const startTime = typeof previous.startTime === "string" ? previous.startTime : nowText;
-    const containerStatuses = containerNames(pod).map((c) => ({
+    const startedAt = (name: string) => {
+      const before = pathList(pod, "status.containerStatuses").filter(isRecord)
+        .find((c) => c.name === name);
+      return before === undefined ? "" : pathString(before, "state.running.startedAt");
+    };
+    const containerStatuses = names.map((c) => ({
       name: c.name,
       image: c.image,
-      imageID: `${c.image}@sha256:${"0".repeat(64)}`,
-      containerID: `containerd://${pod.metadata.uid!.replaceAll("-", "")}${c.name}`,
-      ready: true,
-      started: true,
+      imageID: running ? `${c.image}@sha256:${"0".repeat(64)}` : "",
+      ...(running ? { containerID: `containerd://${pod.metadata.uid!.replaceAll("-", "")}` } : {}),
+      ready: running,
+      started: running,
       restartCount: 0,
-      state: { running: { startedAt: startTime } },
+      state: running
+        ? { running: { startedAt: startedAt(c.name) || nowText } }
+        : { waiting: { reason: "ContainerCreating" } },
     }));
     const next = structuredClone(pod);
-    next.status = {
+    const status: Record<string, unknown> = {
       ...previous,
-      phase: "Running",
+      phase: running ? "Running" : "Pending",
       conditions: [...others, ...conditions],
       hostIP: this.#hostIp,
       hostIPs: [{ ip: this.#hostIp }],
-      podIP: podIp,
-      podIPs: [{ ip: podIp }],
       startTime,
       containerStatuses,
       qosClass: previous.qosClass ?? "BestEffort",
     };
+    if (running) {
+      const podIp = typeof previous.podIP === "string" && previous.podIP !== ""
+        ? previous.podIP
+        : this.#nextPodIp();
+      status.podIP = podIp;
+      status.podIPs = [{ ip: podIp }];
+    }
+    next.status = status;
     return this.#cluster.update(this.#component, "pods", next, { subresource: "status" });
+  }
+
+  /** Shows a pod that waits for its volumes as ContainerCreating (once). */
+  #showCreating(pod: KubeObject): void {
+    const statuses = pathList(pod, "status.containerStatuses").filter(isRecord);
+    const creating = statuses.length > 0 &&
+      statuses.every((c) => pathString(c, "state.waiting.reason") === "ContainerCreating");
+    if (!creating) this.#writeStatus(pod, false);
   }
 
   #nextPodIp(): string {
@@ -555,7 +588,7 @@ export class Kubelet {
   #keepRunningStatus(pod: KubeObject): void {
     const ready = conditionOf(pod, "Ready")?.status === "True";
     if (ready && pathString(pod, "status.phase") === "Running") return;
-    this.#writeRunning(pod);
+    this.#writeStatus(pod, true);
   }
 
   /** Stops a pod marked for deletion and confirms the deletion once its devices are closed. */

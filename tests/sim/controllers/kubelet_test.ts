@@ -109,3 +109,38 @@ Deno.test("a pod waits for its volume: attach errors, FailedMount after 2 min, R
     await t.close();
   }
 });
+
+Deno.test("a pod waiting for its volume shows ContainerCreating; a rebooted node restarts its pods", async () => {
+  const t = await startTestCluster({ nodes: ["node-a", "node-b"] });
+  try {
+    const { server, drbd, controllers } = t;
+    assert.ok(drbd.promote("node-b", "pv-1").ok, "someone else is Primary");
+    server.create(linstorPv("pv-1", { claim: { namespace: "default", name: "data" } }));
+    server.create(claim("data"));
+    server.create(pod("app", { claim: "data", nodeName: "node-a" }));
+    await until(
+      () =>
+        JSON.stringify(server.get("pods", "default", "app")?.status).includes("ContainerCreating"),
+      "ContainerCreating",
+    );
+    const waiting = server.get("pods", "default", "app")!;
+    const status = waiting.status as {
+      phase: string;
+      containerStatuses: { state: { waiting?: { reason: string } } }[];
+    };
+    assert.equal(status.phase, "Pending");
+    assert.equal(status.containerStatuses[0].state.waiting?.reason, "ContainerCreating");
+    assert.ok(drbd.demote("node-b", "pv-1").ok);
+    await until(() => isRunningAndReady(server.get("pods", "default", "app")), "app Running");
+
+    controllers.kubelet("node-a").crash();
+    drbd.crashNode("node-a");
+    drbd.restoreNode("node-a", { rebooted: true });
+    assert.equal(drbd.openCount("node-a", "pv-1"), 0);
+    controllers.kubelet("node-a").restore({ rebooted: true });
+    await until(() => drbd.openCount("node-a", "pv-1") === 1, "reopened after the reboot");
+    assert.ok(isRunningAndReady(server.get("pods", "default", "app")));
+  } finally {
+    await t.close();
+  }
+});

@@ -10,6 +10,7 @@
  * - `volume_binder.ts`  binds claims to PVs, optional provisioner
  * - `attach_detach.ts`  VolumeAttachments, Multi-Attach, 6 min force detach
  * - `csi_attacher.ts`   LINSTOR attacher: attached → Primary, detached → Secondary
+ * - `pod_gc.ts`         force-deletes pods of deleted nodes and of out-of-service nodes
  *
  * ```ts
  * const clock = new SimClock({ scale: 100 });
@@ -40,6 +41,7 @@ import { kubeConstants } from "./constants.ts";
 import { CsiAttacher } from "./csi_attacher.ts";
 import { Kubelet } from "./kubelet.ts";
 import { NodeLifecycleController } from "./node_lifecycle.ts";
+import { PodGarbageCollector } from "./pod_gc.ts";
 import type { Runner } from "./runner.ts";
 import { Scheduler } from "./scheduler.ts";
 import { StatefulSetController } from "./statefulset.ts";
@@ -65,6 +67,7 @@ export {
   uniqueVolumeName,
 } from "./kube_util.ts";
 export { NodeLifecycleController } from "./node_lifecycle.ts";
+export { PodGarbageCollector } from "./pod_gc.ts";
 export { Runner } from "./runner.ts";
 export { Scheduler } from "./scheduler.ts";
 export { StatefulSetController } from "./statefulset.ts";
@@ -121,6 +124,8 @@ export class Controllers {
   readonly attachDetach: AttachDetachController;
   /** LINSTOR CSI attacher. */
   readonly attacher: CsiAttacher;
+  /** Pod garbage collector. */
+  readonly podGc: PodGarbageCollector;
   #kubelets = new Map<string, Kubelet>();
   #drbd: DrbdHooks;
   #wiring: Wiring[];
@@ -140,6 +145,7 @@ export class Controllers {
     this.volumeBinder = new VolumeBinder(this.cluster, c, { provisioner: options.provisioner });
     this.attachDetach = new AttachDetachController(this.cluster, c);
     this.attacher = new CsiAttacher(this.cluster, c, { drbd: options.drbd });
+    this.podGc = new PodGarbageCollector(this.cluster, c);
     options.nodes.forEach((definition, index) => {
       const name = typeof definition === "string" ? definition : definition.name;
       const labels = typeof definition === "string" ? undefined : definition.labels;
@@ -167,6 +173,7 @@ export class Controllers {
         storages: [pods, nodes, pvcs, pvs, vas, "csidrivers.storage.k8s.io"],
       },
       { runner: this.attacher.runner, storages: [vas, pvs] },
+      { runner: this.podGc.runner, storages: [] },
     ];
   }
 

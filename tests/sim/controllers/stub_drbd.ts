@@ -3,7 +3,8 @@
  * tests: per node and resource a role (Primary/Secondary) and an open count;
  * nodes can be down, resources frozen or failing. Promotion is refused while
  * another node that is up is Primary; demotion while the device is open;
- * opening needs Primary; closing hangs (returns false) while I/O is frozen.
+ * opening auto-promotes like DRBD's auto-promote; closing hangs (returns
+ * false) while I/O is frozen.
  *
  * It is not the DRBD simulation (that one lives in `tests/sim/drbd/`); it
  * only answers the {@link DrbdHooks} calls plausibly and records them.
@@ -93,20 +94,23 @@ export class StubDrbd implements DrbdHooks {
     this.#changed();
   }
 
+  #otherPrimary(node: string, resource: string): boolean {
+    for (const [key, r] of this.#replicas) {
+      const [other, res] = key.split("/");
+      if (res === resource && other !== node && r.primary && !this.#down.has(other)) return true;
+    }
+    return false;
+  }
+
+  /** Promotes, unless the node is down or another live node is Primary. */
   promote(node: string, resource: string): DrbdOpResult {
     if (this.#down.has(node)) {
       this.#record("promote", node, resource, false);
       return { ok: false, error: `node ${node} is not reachable` };
     }
-    for (const [key, r] of this.#replicas) {
-      const [other, res] = key.split("/");
-      if (res === resource && other !== node && r.primary && !this.#down.has(other)) {
-        this.#record("promote", node, resource, false);
-        return {
-          ok: false,
-          error: `${resource}: State change failed: (-1) Multiple primaries not allowed by config`,
-        };
-      }
+    if (this.#otherPrimary(node, resource)) {
+      this.#record("promote", node, resource, false);
+      return { ok: false, error: multiplePrimaries(resource) };
     }
     this.#replica(node, resource).primary = true;
     this.#record("promote", node, resource, true);
@@ -114,6 +118,7 @@ export class StubDrbd implements DrbdHooks {
     return { ok: true };
   }
 
+  /** Demotes, unless the node is down or the device is open. */
   demote(node: string, resource: string): DrbdOpResult {
     const r = this.#replica(node, resource);
     if (this.#down.has(node)) {
@@ -133,17 +138,26 @@ export class StubDrbd implements DrbdHooks {
     return { ok: true };
   }
 
+  /** Opens the device; a Secondary auto-promotes unless another live node is Primary. */
   open(node: string, resource: string): DrbdOpResult {
     const r = this.#replica(node, resource);
-    if (this.#down.has(node) || !r.primary) {
+    if (this.#down.has(node)) {
       this.#record("open", node, resource, false);
-      return { ok: false, error: `${resource} is not Primary on ${node}` };
+      return { ok: false, error: `node ${node} is not reachable` };
     }
+    if (!r.primary && this.#otherPrimary(node, resource)) {
+      this.#record("open", node, resource, false);
+      return { ok: false, error: multiplePrimaries(resource) };
+    }
+    const promoted = !r.primary;
+    r.primary = true;
     r.open += 1;
     this.#record("open", node, resource, true);
+    if (promoted) this.#changed();
     return { ok: true };
   }
 
+  /** Closes the device; false (hangs) while I/O is frozen. */
   close(node: string, resource: string): boolean {
     const r = this.#replica(node, resource);
     if (this.ioState(node, resource) === "frozen") {
@@ -155,13 +169,19 @@ export class StubDrbd implements DrbdHooks {
     return true;
   }
 
+  /** `absent` for a down node, else what {@link StubDrbd.setIo} set (default `ok`). */
   ioState(node: string, resource: string): IoState {
     if (this.#down.has(node)) return "absent";
     return this.#io.get(`${node}/${resource}`) ?? "ok";
   }
 
+  /** Calls `listener` after every state change; returns the unsubscribe function. */
   onChange(listener: () => void): () => void {
     this.#listeners.add(listener);
     return () => this.#listeners.delete(listener);
   }
+}
+
+function multiplePrimaries(resource: string): string {
+  return `${resource}: State change failed: (-1) Multiple primaries not allowed by config`;
 }
