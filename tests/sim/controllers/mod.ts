@@ -207,6 +207,13 @@ export class Controllers {
   start(): void {
     if (this.#started) return;
     this.#started = true;
+    if (this.cluster.get("namespaces", { name: "kube-node-lease" }) === undefined) {
+      this.cluster.create("controllers", "namespaces", {
+        apiVersion: "v1",
+        kind: "Namespace",
+        metadata: { name: "kube-node-lease" },
+      });
+    }
     for (const kubelet of this.#kubelets.values()) kubelet.start();
     for (const w of this.#wiring) w.runner.start();
     this.#unsubscribe.push(this.cluster.server.store.subscribe((change) => this.#route(change)));
