@@ -457,7 +457,6 @@ export class DrbdCluster implements DrbdHooks {
     const reboot = options.reboot ?? true;
     n.up = true;
     n.lastView = "";
-    this.#enqueue(n, () => n.fake.setModuleMissing(false));
     for (const resource of this.#resources.values()) {
       const replica = resource.replicas.get(node);
       if (replica === undefined) continue;
@@ -476,6 +475,8 @@ export class DrbdCluster implements DrbdHooks {
       }
     }
     this.#publish();
+    // drbdsetup answers again once it shows the node's current state, not the one before the crash.
+    this.#enqueue(n, () => n.fake.setModuleMissing(false));
   }
 
   /** Cuts the link between two nodes; both notice after the detection delay. */

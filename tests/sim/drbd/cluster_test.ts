@@ -300,6 +300,25 @@ Deno.test("a frozen Primary reconnecting to newer data demotes itself (force-sec
   });
 });
 
+Deno.test("a Primary's node that comes back without a reboot is demoted by force-secondary", async () => {
+  await withCluster({}, async (cluster) => {
+    cluster.addResource("r0", TWO_PLUS_TIEBREAKER);
+    cluster.promote("a", "r0");
+    cluster.open("a", "r0");
+    cluster.crash("a");
+    await waitFor(() => cluster.view("b", "r0")!.mayPromote === true, "b may promote");
+    cluster.promote("b", "r0");
+    cluster.restore("a", { reboot: false });
+    await waitFor(() => cluster.view("a", "r0")!.forceIoFailures, "force-io-failures on a");
+    await cluster.settled();
+    const a = await agentResource(cluster, "a");
+    assert.equal(a.role, "Secondary");
+    assert.equal(a.forceIoFailures, true);
+    assert.equal(cluster.close("a", "r0"), true);
+    await waitFor(() => cluster.view("a", "r0")!.devices[0].diskState === "UpToDate", "resync");
+  });
+});
+
 Deno.test("with on-suspended-primary-outdated disconnect the frozen Primary refuses the connection", async () => {
   await withCluster({}, async (cluster) => {
     cluster.addResource("r0", {
