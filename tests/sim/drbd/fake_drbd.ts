@@ -1103,11 +1103,8 @@ export class FakeDrbd {
           pathEstablished: this.#pathEstablished,
         }),
       );
-      // A served `secondary` is decided by the server, not by these files.
-      if (this.#serving === undefined) {
-        for (const [name, text] of this.#demotionFiles(resource)) {
-          files.set(`demote/${resource.name}/${name}`, text);
-        }
+      for (const [name, text] of this.#demotionFiles(resource)) {
+        files.set(`demote/${resource.name}/${name}`, text);
       }
     }
     files.set("resources", resources.map((r) => `${r.name}\n`).join(""));
