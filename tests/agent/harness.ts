@@ -6,38 +6,23 @@ import { ApiServer, type KubeObject } from "../sim/apiserver/mod.ts";
 import { FakeDrbd } from "../sim/drbd/fake_drbd.ts";
 import type { DrbdConnection, DrbdResource } from "../../lib/drbd/model.ts";
 import { waitFor } from "../helpers.ts";
+import {
+  type AgentProcess,
+  freePort,
+  productionFlags,
+  spawnAgent,
+  testFlags,
+} from "../sim/agent_process.ts";
+
+export {
+  type AgentProcess,
+  freePort,
+  productionFlags,
+  testFlags,
+  waitHealthy,
+} from "../sim/agent_process.ts";
 
 const repo = new URL("../../", import.meta.url).pathname;
-
-/** The production permission flags, read from deno.json's `start` task. */
-export async function productionFlags(): Promise<string[]> {
-  const config = JSON.parse(await Deno.readTextFile(`${repo}deno.json`));
-  const words = (config.tasks.start as string).split(/\s+/);
-  return words.filter((w) =>
-    w.startsWith("--allow-") || w.startsWith("--ignore-") || w.startsWith("--deny-")
-  );
-}
-
-/**
- * The production flags with the two site-specific values replaced: network
- * access to this test's API server and health port instead of the in-cluster
- * range, and read access to the kubeconfig instead of the service account.
- */
-export async function testFlags(apiHostPort: string, healthHostPort: string, kubeconfig: string) {
-  return (await productionFlags()).map((flag) => {
-    if (flag.startsWith("--allow-net=")) return `--allow-net=${apiHostPort},${healthHostPort}`;
-    if (flag.startsWith("--allow-read=")) return `--allow-read=${kubeconfig}`;
-    return flag;
-  });
-}
-
-/** A free TCP port on 127.0.0.1. */
-export function freePort(): number {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (listener.addr as Deno.NetAddr).port;
-  listener.close();
-  return port;
-}
 
 /** A peer connection as DRBD shows it. */
 export function peer(
@@ -194,94 +179,19 @@ export function markNotReady(server: ApiServer, name: string): void {
   });
 }
 
-/** A running agent process. */
-export interface AgentProcess {
-  /** Everything printed on stdout so far. */
-  stdout(): string;
-  /** Everything printed on stderr so far. */
-  stderr(): string;
-  /** The health server's base URL. */
-  healthUrl: string;
-  /** Stop with SIGTERM and wait; returns the exit code. */
-  stop(): Promise<number>;
-  /** The process. */
-  child: Deno.ChildProcess;
-}
-
-/** Start `main.ts` with the test permission flags and the given agent flags. */
-export async function startAgent(
+/** Start the agent on node-a of the small test cluster, with `args`. */
+export function startAgent(
   server: ApiServer,
   drbd: FakeDrbd,
   args: string[],
 ): Promise<AgentProcess> {
-  const api = new URL(server.url);
-  const healthPort = freePort();
-  const flags = await testFlags(
-    `${api.hostname}:${api.port}`,
-    `127.0.0.1:${healthPort}`,
-    server.kubeconfigPath,
-  );
-  const child = new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      ...flags,
-      `${repo}main.ts`,
-      "--node-name",
-      "node-a",
-      "--kubeconfig",
-      server.kubeconfigPath,
-      "--health-bind-address",
-      `127.0.0.1:${healthPort}`,
-      ...args,
-    ],
-    cwd: repo,
+  return spawnAgent({
+    node: "node-a",
+    apiUrl: server.url,
+    kubeconfig: server.kubeconfigPath,
     env: drbd.env,
-    stdout: "piped",
-    stderr: "piped",
-    stdin: "null",
-  }).spawn();
-  let out = "";
-  let err = "";
-  const decoder = () => new TextDecoderStream();
-  const pumpOut = child.stdout.pipeThrough(decoder()).pipeTo(
-    new WritableStream({ write: (chunk) => void (out += chunk) }),
-  );
-  const pumpErr = child.stderr.pipeThrough(decoder()).pipeTo(
-    new WritableStream({ write: (chunk) => void (err += chunk) }),
-  );
-  return {
-    child,
-    healthUrl: `http://127.0.0.1:${healthPort}`,
-    stdout: () => out,
-    stderr: () => err,
-    async stop() {
-      try {
-        child.kill("SIGTERM");
-      } catch {
-        // Already exited.
-      }
-      const status = await child.status;
-      await Promise.all([pumpOut, pumpErr]);
-      return status.code;
-    },
-  };
-}
-
-/** Wait until the agent reports healthy. */
-export async function waitHealthy(agent: AgentProcess, timeoutMs = 20_000): Promise<void> {
-  await waitFor(
-    async () => {
-      try {
-        const response = await fetch(`${agent.healthUrl}/healthz`);
-        await response.body?.cancel();
-        return response.status === 200;
-      } catch {
-        return false;
-      }
-    },
-    timeoutMs,
-    `agent healthy (stderr so far:\n${agent.stderr()})`,
-  );
+    args,
+  });
 }
 
 /** Read one metric value (first series matching `prefix`), or undefined. */
