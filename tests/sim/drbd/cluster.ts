@@ -421,6 +421,12 @@ export class DrbdCluster implements DrbdHooks {
       .filter((r) => r.role === "Primary").map((r) => r.node);
   }
 
+  /** How many openers (read-write and read-only) `node`'s device of `resource` has. */
+  openCount(node: string, resource: string): number {
+    const x = this.#resource(resource).replicas.get(node);
+    return x === undefined ? 0 : x.writers + x.readers;
+  }
+
   /** Whether `node` is up. */
   isUp(node: string): boolean {
     return this.#node(node).up;

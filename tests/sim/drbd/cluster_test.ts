@@ -432,6 +432,7 @@ Deno.test("promote, demote and open fail the way drbdsetup and the kernel do", a
     assert.equal(cluster.close("a", "r0"), true);
     assert.deepEqual(cluster.demote("a", "r0"), { ok: true });
     assert.deepEqual(cluster.open("b", "r0", { readOnly: true }), { ok: true });
+    assert.equal(cluster.openCount("b", "r0"), 1);
     cluster.crash("a");
     cluster.crash("b");
     await waitFor(
