@@ -103,13 +103,9 @@ Deno.test("node crash: the agent taints the lost node, force-deletes its pod and
       ),
       reasons.join("\n"),
     );
-    assert.equal(
-      await metricValue(
-        agent,
-        'ha_controller_actions_total{kind="delete-volume-attachment",result="done"}',
-      ),
-      1,
-    );
+    // Metrics are updated when the cycle that acted ends, just after its Events.
+    const detached = 'ha_controller_actions_total{kind="delete-volume-attachment",result="done"}';
+    await waitFor(async () => (await metricValue(agent, detached)) === 1, 5_000, "metrics updated");
     // Taint, force-delete and detach are fail-over actions: three reaction times.
     assert.equal(await metricValue(agent, "ha_controller_failover_reaction_seconds_count"), 3);
   } finally {
