@@ -69,6 +69,20 @@ Deno.test("create sets server fields and pod defaults; status from clients is ig
   assert.match(generated.metadata.name!, /^web-[a-z0-9]{5}$/);
 });
 
+Deno.test("a toleration of every NoExecute taint gets no default tolerations (DaemonSet pods)", () => {
+  const { api } = setup();
+  const pods = api.resolve("pods");
+  const body = podBody("agent-x");
+  (body.spec as Record<string, unknown>).tolerations = [{
+    operator: "Exists",
+    effect: "NoExecute",
+  }];
+  const pod = api.create({ def: pods, namespace: "default" }, body);
+  assert.deepEqual((pod.spec as { tolerations: unknown[] }).tolerations, [
+    { operator: "Exists", effect: "NoExecute" },
+  ]);
+});
+
 Deno.test("create failures answer the real server's Status", () => {
   const { api } = setup();
   const pods = api.resolve("pods");

@@ -162,8 +162,12 @@ function preparePod(pod: KubeObject, ctx: HookContext): void {
   spec.serviceAccountName ??= "default";
   const tolerations = pathList(pod, "spec.tolerations").filter(isRecord);
   for (const key of defaultTolerationKeys) {
+    // Like the DefaultTolerationSeconds admission plugin: skip a key that an
+    // existing toleration already tolerates (an empty key with Exists
+    // tolerates every taint).
     const present = tolerations.some((t) =>
-      t.key === key && (t.effect === undefined || t.effect === "" || t.effect === "NoExecute")
+      (t.key === key || ((t.key === undefined || t.key === "") && t.operator === "Exists")) &&
+      (t.effect === undefined || t.effect === "" || t.effect === "NoExecute")
     );
     if (!present) {
       tolerations.push({ key, operator: "Exists", effect: "NoExecute", tolerationSeconds: 300 });
