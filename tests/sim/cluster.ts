@@ -53,6 +53,11 @@ export interface SimClusterOptions {
   replicas?: { diskful: string[]; diskless: string[] };
   /** Resource options of provisioned volumes (default: the recommended freeze profile). */
   drbdConfig?: Parameters<DrbdCluster["addResource"]>[1]["config"];
+  /**
+   * DRBD connection names (LINSTOR node names) by node, where they differ
+   * from the Kubernetes node names (default: the node names).
+   */
+  connectionNames?: Record<string, string>;
 }
 
 /** A running simulated cluster. */
@@ -94,7 +99,12 @@ export class SimCluster {
     const nodes = options.nodes ?? ["node-a", "node-b", "node-c"];
     const clock = new SimClock({ scale: options.scale ?? 1 });
     const server = await ApiServer.start({ tls: true, now: () => clock.date() });
-    const drbd = await DrbdCluster.create({ nodes, clock, dialect: options.dialect });
+    const drbd = await DrbdCluster.create({
+      nodes,
+      clock,
+      dialect: options.dialect,
+      connectionNames: options.connectionNames,
+    });
     const replicas = options.replicas ??
       { diskful: nodes.slice(0, 2), diskless: nodes.slice(2, 3) };
     const base = linstorProvisioner();

@@ -77,6 +77,11 @@ export interface DrbdClusterOptions {
   connectMs?: number;
   /** Length of a resync, simulated ms (default 2 000). */
   resyncMs?: number;
+  /**
+   * The name peers see for a node's connection (LINSTOR's node name), by
+   * node; default the node name itself.
+   */
+  connectionNames?: Record<string, string>;
 }
 
 /** Options of {@linkcode DrbdCluster.addResource}. */
@@ -239,6 +244,7 @@ export class DrbdCluster implements DrbdHooks {
   readonly #pingTimeoutMs: number;
   readonly #connectMs: number;
   readonly #resyncMs: number;
+  readonly #connectionNames: Record<string, string>;
   readonly #nodes = new Map<string, SimNode>();
   readonly #resources = new Map<string, Resource>();
   readonly #cuts = new Set<string>();
@@ -260,6 +266,7 @@ export class DrbdCluster implements DrbdHooks {
     this.detectionMs = this.#pingIntMs + this.#pingTimeoutMs;
     this.#connectMs = options.connectMs ?? 1_000;
     this.#resyncMs = options.resyncMs ?? 2_000;
+    this.#connectionNames = { ...options.connectionNames };
     options.nodes.forEach((name, i) => {
       this.#nodes.set(name, {
         name,
@@ -425,6 +432,11 @@ export class DrbdCluster implements DrbdHooks {
   openCount(node: string, resource: string): number {
     const x = this.#resource(resource).replicas.get(node);
     return x === undefined ? 0 : x.writers + x.readers;
+  }
+
+  /** The name `node`'s peers give their connection to it. */
+  connectionName(node: string): string {
+    return this.#connectionNames[node] ?? node;
   }
 
   /** Whether `node` is up. */
@@ -771,7 +783,8 @@ export class DrbdCluster implements DrbdHooks {
     for (const [rx, ry] of broken) rx.connections.get(ry.node)!.path = false;
     this.#publish();
     for (const [rx, ry] of broken) {
-      const id = `name:${r.name} peer-node-id:${ry.nodeId} conn-name:${ry.node}`;
+      const peer = this.connectionName(ry.node);
+      const id = `name:${r.name} peer-node-id:${ry.nodeId} conn-name:${peer}`;
       this.#streamLines(rx.node, [
         `call helper ${id} helper:disconnected`,
         `response helper ${id} helper:disconnected status:0`,
@@ -830,7 +843,8 @@ export class DrbdCluster implements DrbdHooks {
     if (ahead === "diverged" && ra.diskful && rb.diskful) {
       for (const [x, y] of [[ra, rb], [rb, ra]]) {
         x.connections.get(y.node)!.state = "StandAlone";
-        const id = `name:${r.name} peer-node-id:${y.nodeId} conn-name:${y.node}`;
+        const peer = this.connectionName(y.node);
+        const id = `name:${r.name} peer-node-id:${y.nodeId} conn-name:${peer}`;
         this.#publish();
         this.#streamLines(x.node, [
           `call helper ${id} helper:split-brain`,
@@ -1199,7 +1213,7 @@ export class DrbdCluster implements DrbdHooks {
           : "Established";
         return {
           peerNodeId: y.nodeId,
-          name: peer,
+          name: this.connectionName(peer),
           connectionState: c.state,
           peerRole: connected ? c.seenRole : "Unknown",
           peerDevices: r.minors.map((_, volume) => ({
