@@ -1,0 +1,280 @@
+// The seed's story end to end: a node running a StatefulSet pod on a DRBD
+// volume (two diskful replicas and a diskless tiebreaker) crashes. With the
+// agents the pod runs again on a survivor within seconds; without them the
+// stock Kubernetes timeline applies: Terminating for ever until an operator
+// force-deletes the pod, then a Multi-Attach error until the 6 minute force
+// detach. Both recovery times are printed for the closing note.
+
+import assert from "node:assert/strict";
+import { SimCluster } from "../sim/cluster.ts";
+import { formatTimeline, type Milestone } from "../sim/timeline.ts";
+import { type KubeObject, pathString } from "../sim/apiserver/objects.ts";
+import type { RequestRecord } from "../sim/apiserver/mod.ts";
+import { simulatedTime } from "../sim/controllers/testing.ts";
+import { podClaims, taintsOf } from "../sim/controllers/kube_util.ts";
+import { waitFor } from "../helpers.ts";
+import {
+  eventReason,
+  lostQuorumTaintKey,
+  reportingController,
+  taintEffect,
+} from "../../lib/names.ts";
+import { defaultOptions } from "../../lib/options.ts";
+
+/** The pod `web-0` with its node, uid and the VolumeAttachment of its volume there. */
+interface Placement {
+  node: string;
+  podUid: string;
+  pv: string;
+  attachment: KubeObject;
+}
+
+function placement(cluster: SimCluster, podName: string): Placement {
+  const pod = cluster.pod(podName);
+  assert.ok(pod, `Expected pod ${podName} to exist, got none`);
+  const node = pathString(pod, "spec.nodeName");
+  const claim = podClaims(pod)[0]?.claim;
+  const pvc = cluster.server.get("persistentvolumeclaims", "default", claim);
+  const pv = pathString(pvc, "spec.volumeName");
+  const attachment = cluster.server.list("volumeattachments").find((va) =>
+    pathString(va, "spec.source.persistentVolumeName") === pv &&
+    pathString(va, "spec.nodeName") === node
+  );
+  assert.ok(attachment, `Expected a VolumeAttachment of ${pv} on ${node}, got none`);
+  return { node, podUid: pod.metadata.uid!, pv, attachment };
+}
+
+/** Core Events with `reason` about the object named `name`. */
+function events(cluster: SimCluster, reason: string, name: string): KubeObject[] {
+  return cluster.server.list("events").filter((e) =>
+    pathString(e, "reason") === reason && pathString(e, "involvedObject.name") === name
+  );
+}
+
+/** The first milestone after `from` whose text matches. */
+function milestoneAfter(cluster: SimCluster, from: Milestone, pattern: RegExp): Milestone {
+  const found = cluster.timeline.milestones().find((m) => m.at >= from.at && pattern.test(m.what));
+  assert.ok(
+    found,
+    `Expected a milestone matching ${pattern} after "${from.what}", got:\n` +
+      formatTimeline(cluster.timeline.milestones()),
+  );
+  return found;
+}
+
+function waitForMilestone(cluster: SimCluster, pattern: RegExp, timeoutMs: number) {
+  return waitFor(
+    () => cluster.timeline.find(pattern) !== undefined,
+    timeoutMs,
+    `a milestone matching ${pattern}; so far:\n${formatTimeline(cluster.timeline.milestones())}`,
+  );
+}
+
+function bodyOf(request: RequestRecord): Record<string, unknown> {
+  return (request.body ?? {}) as Record<string, unknown>;
+}
+
+function succeeded(request: RequestRecord): boolean {
+  return request.status >= 200 && request.status < 300;
+}
+
+Deno.test("with agents, a crashed node's StatefulSet pod runs on a survivor within seconds", async () => {
+  // The attach-detach controller learns of a VolumeAttachment deleted by
+  // someone else only at its periodic sync (1 min by default); recovery is
+  // measured with a 1 s sync, as a cluster tuned for fast fail-over runs.
+  const cluster = await SimCluster.start({ constants: { reconcilerSyncDuration: 1_000 } });
+  try {
+    cluster.deployStatefulSet("web");
+    await cluster.waitForRunningPod("web-0");
+    const before = placement(cluster, "web-0");
+    const survivors = cluster.nodes.filter((n) => n !== before.node);
+    // Two diskful replicas and a diskless tiebreaker, as the seed's story has it.
+    const view = cluster.drbd.view(before.node, before.pv);
+    assert.ok(view, `Expected DRBD resource ${before.pv} on ${before.node}, got none`);
+    assert.deepEqual(
+      view.connections.map((c) => c.peerDevices[0].peerClient).sort(),
+      [false, true],
+    );
+    assert.equal(view.role, "Primary");
+
+    await cluster.crash(before.node);
+    const crashed = cluster.timeline.find(/crashed/)!;
+    const newNode = await cluster.waitForRunningPod("web-0", {
+      notOn: before.node,
+      timeoutMs: 60_000,
+    });
+
+    assert.ok(survivors.includes(newNode), `Expected a survivor, got ${newNode}`);
+    const replacement = cluster.pod("web-0")!;
+    assert.notEqual(replacement.metadata.uid, before.podUid);
+
+    // The crashed node is tainted so nothing new is scheduled there.
+    const node = cluster.server.get("nodes", undefined, before.node)!;
+    const taints = taintsOf(node);
+    assert.ok(
+      taints.some((t) => t.key === lostQuorumTaintKey && t.effect === taintEffect),
+      `Expected taint ${lostQuorumTaintKey}:${taintEffect} on ${before.node}, got ` +
+        JSON.stringify(taints),
+    );
+
+    // The old pod is gone, removed by an agent with its uid as precondition.
+    assert.ok(
+      !cluster.server.list("pods").some((p) => p.metadata.uid === before.podUid),
+      "Expected the old pod to be gone",
+    );
+    const podRemovals = cluster.server.requests.filter((r) =>
+      succeeded(r) && r.resource === "pods" && r.name === "web-0" &&
+      ((r.method === "DELETE" &&
+        (bodyOf(r).preconditions as { uid?: string } | undefined)?.uid === before.podUid) ||
+        r.subresource === "eviction")
+    );
+    assert.ok(podRemovals.length > 0, "Expected an agent to delete or evict the old pod");
+
+    // The old VolumeAttachment was force-detached by an agent: deleted with its uid as precondition.
+    const vaName = before.attachment.metadata.name!;
+    assert.equal(cluster.server.get("volumeattachments", undefined, vaName), undefined);
+    const detaches = cluster.server.requests.filter((r) =>
+      succeeded(r) && r.method === "DELETE" && r.resource === "volumeattachments" &&
+      r.name === vaName &&
+      (bodyOf(r).preconditions as { uid?: string } | undefined)?.uid ===
+        before.attachment.metadata.uid
+    );
+    assert.equal(detaches.length, 1, "Expected one successful DELETE of the old VolumeAttachment");
+
+    // Events with the seed's reasons, from ha-controller.
+    const fromAgent = (e: KubeObject) =>
+      pathString(e, "reportingComponent") === reportingController && e.type === "Warning";
+    assert.ok(
+      events(cluster, eventReason.nodeStorageQuorumLost, before.node).some(fromAgent),
+      `Expected a ${eventReason.nodeStorageQuorumLost} Event on node ${before.node}`,
+    );
+    assert.ok(
+      events(cluster, eventReason.volumeWithoutQuorum, "web-0").some(fromAgent),
+      `Expected a ${eventReason.volumeWithoutQuorum} Event on pod web-0`,
+    );
+    assert.ok(
+      events(cluster, eventReason.volumeWithoutQuorum, vaName).some(fromAgent),
+      `Expected a ${eventReason.volumeWithoutQuorum} Event on VolumeAttachment ${vaName}`,
+    );
+
+    // Within fail-over-timeout + DRBD's detection delay + 2 s, in simulated (here real) time.
+    const running = milestoneAfter(
+      cluster,
+      crashed,
+      new RegExp(`pod default/web-0 Running on ${newNode}`),
+    );
+    const recoveryMs = running.at - crashed.at;
+    const boundMs = defaultOptions.failOverTimeout + cluster.drbd.detectionMs + 2_000;
+    console.log(formatTimeline(cluster.timeline.milestones()));
+    console.log(
+      `with agents: replacement Running on ${newNode} ${(recoveryMs / 1000).toFixed(1)} s ` +
+        `after the crash (bound ${(boundMs / 1000).toFixed(1)} s)`,
+    );
+    assert.ok(
+      recoveryMs <= boundMs,
+      `Expected the replacement Running within ${boundMs} ms of the crash, got ${recoveryMs} ms`,
+    );
+    assert.deepEqual(cluster.controllers.errors, []);
+  } finally {
+    await cluster.stop();
+  }
+});
+
+Deno.test("without agents, a crashed node's pod waits for an operator and the 6 minute force detach", async () => {
+  // Stock Kubernetes constants, sped up 30 times: 15 simulated minutes take 30 s.
+  const cluster = await SimCluster.start({ agents: false, scale: 30 });
+  try {
+    cluster.deployStatefulSet("web");
+    await cluster.waitForRunningPod("web-0");
+    const before = placement(cluster, "web-0");
+    await cluster.crash(before.node);
+    const crashed = cluster.timeline.find(/crashed/)!;
+
+    // NotReady once the node-monitor grace period (50 s) has passed without heartbeats.
+    await waitForMilestone(cluster, new RegExp(`node ${before.node} NotReady`), 20_000);
+    const notReady = milestoneAfter(cluster, crashed, new RegExp(`node ${before.node} NotReady`));
+    assert.ok(notReady.at - crashed.at >= 40_000, `NotReady too early: ${notReady.at}`);
+
+    // Evicted after the default 300 s toleration of the unreachable taint, and stuck Terminating.
+    const terminating = new RegExp(`pod default/web-0 Terminating on ${before.node}`);
+    await waitForMilestone(cluster, terminating, 30_000);
+    const evicted = milestoneAfter(cluster, crashed, terminating);
+    assert.ok(
+      evicted.at - notReady.at >= 295_000,
+      `Expected the eviction 300 s after NotReady, got ${evicted.at - notReady.at} ms`,
+    );
+    // A simulated minute later the pod is still there and nothing replaced it:
+    // the StatefulSet controller waits for the old object to be gone.
+    await simulatedTime(cluster.clock, 60_000);
+    const stuck = cluster.pod("web-0");
+    assert.equal(stuck?.metadata.uid, before.podUid);
+    assert.ok(stuck?.metadata.deletionTimestamp, "Expected the old pod to be Terminating");
+    assert.equal(
+      cluster.timeline.milestones().filter((m) =>
+        m.at > crashed.at && /pod default\/web-0 created/.test(m.what)
+      ).length,
+      0,
+    );
+
+    // The operator force-deletes the pod, as the Kubernetes documentation says.
+    cluster.timeline.mark("operator force-deletes pod web-0");
+    const forced = cluster.timeline.milestones().at(-1)!;
+    cluster.server.delete("pods", "default", "web-0", { gracePeriodSeconds: 0 });
+
+    // The replacement is scheduled at once, but its volume is still attached to the dead node.
+    await waitFor(
+      () => {
+        const pod = cluster.pod("web-0");
+        return pod !== undefined && pod.metadata.uid !== before.podUid &&
+          events(cluster, "FailedAttachVolume", "web-0").some((e) =>
+            pathString(e, "involvedObject.uid") === pod.metadata.uid &&
+            pathString(e, "type") === "Warning" &&
+            pathString(e, "message").startsWith(`Multi-Attach error for volume "${before.pv}"`)
+          );
+      },
+      20_000,
+      "a Multi-Attach FailedAttachVolume warning on the replacement",
+    );
+    assert.ok(cluster.server.get("volumeattachments", undefined, before.attachment.metadata.name!));
+
+    // It runs only after the attach-detach controller's 6 minute force detach.
+    const newNode = await cluster.waitForRunningPod("web-0", {
+      notOn: before.node,
+      timeoutMs: 40_000,
+    });
+    const running = milestoneAfter(
+      cluster,
+      forced,
+      new RegExp(`pod default/web-0 Running on ${newNode}`),
+    );
+    const detached = milestoneAfter(
+      cluster,
+      forced,
+      new RegExp(`volumeattachment ${before.attachment.metadata.name} deleted`),
+    );
+    assert.ok(
+      detached.at - forced.at >= 360_000,
+      `Expected the force detach 6 min after the pod was deleted, got ${
+        detached.at - forced.at
+      } ms`,
+    );
+    assert.ok(running.at >= detached.at);
+    // Nobody but the simulated control plane wrote anything.
+    assert.deepEqual(cluster.server.writes(), []);
+    const node = cluster.server.get("nodes", undefined, before.node)!;
+    assert.ok(
+      !taintsOf(node).some((t) => t.key === lostQuorumTaintKey),
+    );
+    console.log(formatTimeline(cluster.timeline.milestones()));
+    const minutes = (ms: number) => `${(ms / 60_000).toFixed(1)} min`;
+    console.log(
+      `without agents: NotReady after ${(notReady.at - crashed.at) / 1000} s, Terminating after ` +
+        `${minutes(evicted.at - crashed.at)}, operator force-delete at ` +
+        `${minutes(forced.at - crashed.at)}, replacement Running on ${newNode} ` +
+        `${minutes(running.at - crashed.at)} after the crash (simulated, scale 30)`,
+    );
+    assert.deepEqual(cluster.controllers.errors, []);
+  } finally {
+    await cluster.stop();
+  }
+});
