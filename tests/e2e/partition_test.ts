@@ -28,11 +28,11 @@ const agentArgs = [
   "1s",
 ];
 
-/** ha-controller's Events (events.k8s.io/v1) with `reason` about the object named `name`. */
-function agentEvents(cluster: SimCluster, reason: string, name: string): Obj[] {
+/** ha-controller's Events (events.k8s.io/v1) with `reason` about the object named `about`. */
+function agentEvents(cluster: SimCluster, of: { reason: string; about: string }): Obj[] {
   return cluster.server.list("events.k8s.io/events").filter((e: Obj) =>
-    e.reportingController === reportingController && e.reason === reason &&
-    e.regarding?.name === name
+    e.reportingController === reportingController && e.reason === of.reason &&
+    e.regarding?.name === of.about
   );
 }
 
@@ -121,15 +121,22 @@ Deno.test("partition: a Ready node cut off from DRBD has its pod evicted, its Pr
     assert.deepEqual(podDeletes, [], "Expected no agent to delete the pod directly");
     assert.ok(seen.terminating, "Expected the old pod to be seen Terminating");
     assert.ok(seen.terminating.grace > 0, "Expected a graceful deletion of the old pod");
-    assert.equal(agentEvents(cluster, eventReason.volumeWithoutQuorum, "web-0").length >= 1, true);
-    for (const e of agentEvents(cluster, eventReason.volumeWithoutQuorum, "web-0")) {
+    const evicted = agentEvents(cluster, {
+      reason: eventReason.volumeWithoutQuorum,
+      about: "web-0",
+    });
+    assert.ok(evicted.length >= 1, "Expected a VolumeWithoutQuorum Event about web-0");
+    for (const e of evicted) {
       assert.equal(e.action, "EvictedPod");
       assert.equal(e.type, "Warning");
     }
 
     // The node got the lost-quorum taint (once), and the replacement stayed off it.
     assert.equal(taintKeys(cluster, node).filter((k) => k === lostQuorumTaintKey).length, 1);
-    assert.equal(agentEvents(cluster, eventReason.nodeStorageQuorumLost, node).length, 1);
+    assert.equal(
+      agentEvents(cluster, { reason: eventReason.nodeStorageQuorumLost, about: node }).length,
+      1,
+    );
 
     // While the pod was Terminating, I/O on the cut-off Primary was frozen:
     // the kubelet's unmount could not finish.
@@ -143,12 +150,17 @@ Deno.test("partition: a Ready node cut off from DRBD has its pod evicted, its Pr
       assert.deepEqual(await drbdsetupChanges(cluster, other), [], `drbdsetup calls on ${other}`);
     }
     await waitFor(
-      () => agentEvents(cluster, eventReason.forcedVolumeDemotion, "data-web-0").length === 1,
+      () =>
+        agentEvents(cluster, { reason: eventReason.forcedVolumeDemotion, about: "data-web-0" })
+          .length === 1,
       10_000,
       "ForcedVolumeDemotion Events about the PV and the claim",
     );
     for (const name of [resource, "data-web-0"]) {
-      const demotions = agentEvents(cluster, eventReason.forcedVolumeDemotion, name);
+      const demotions = agentEvents(cluster, {
+        reason: eventReason.forcedVolumeDemotion,
+        about: name,
+      });
       assert.equal(demotions.length, 1, `ForcedVolumeDemotion Events about ${name}`);
       assert.equal(demotions[0].reportingInstance, `ha-controller-${node}`);
     }
@@ -191,11 +203,16 @@ Deno.test("partition: a Ready node cut off from DRBD has its pod evicted, its Pr
       `the lost-quorum taint gone from ${node}`,
     );
     await waitFor(
-      () => agentEvents(cluster, eventReason.nodeStorageQuorumRegained, node).length > 0,
+      () =>
+        agentEvents(cluster, { reason: eventReason.nodeStorageQuorumRegained, about: node })
+          .length > 0,
       10_000,
       `a NodeStorageQuorumRegained Event about ${node}`,
     );
-    const regained = agentEvents(cluster, eventReason.nodeStorageQuorumRegained, node);
+    const regained = agentEvents(cluster, {
+      reason: eventReason.nodeStorageQuorumRegained,
+      about: node,
+    });
     assert.equal(regained.length, 1);
     assert.equal(regained[0].reportingInstance, `ha-controller-${node}`);
     assert.equal(cluster.pod("web-0")?.metadata.uid, replacement.metadata.uid);
