@@ -92,6 +92,7 @@ export class AgentLoop {
   #lastHeldBack: string | undefined;
   #lastVeto: string | undefined;
   #failures = new Map<string, { count: number; until: number }>();
+  #wakeAt: number | undefined;
 
   /** Create a loop; `run()` starts it. */
   constructor(deps: LoopDeps) {
@@ -120,13 +121,21 @@ export class AgentLoop {
     signal.addEventListener("abort", onAbort);
     try {
       while (!signal.aborted) {
-        await this.#waitForWake(this.#deps.options.reconcileInterval, signal);
+        await this.#waitForWake(this.#nextSleep(), signal);
         if (signal.aborted) break;
         await this.cycle();
       }
     } finally {
       signal.removeEventListener("abort", onAbort);
     }
+  }
+
+  /** Until the reconcile interval ends or the last decision's earliest timer matures. */
+  #nextSleep(): number {
+    const interval = this.#deps.options.reconcileInterval;
+    if (this.#wakeAt === undefined) return interval;
+    const now = this.#deps.now ?? Date.now;
+    return Math.max(0, Math.min(interval, this.#wakeAt - now()));
   }
 
   async #waitForWake(maxMs: number, signal: AbortSignal): Promise<void> {
@@ -183,6 +192,7 @@ export class AgentLoop {
       };
       const decidedAt = now();
       const decision = decide(snapshot, this.#memory, d.options, decidedAt);
+      this.#wakeAt = decision.wakeAt;
       this.#logHeldBack(decision.heldBack);
       const plan = await this.#admit(decision.plan, decidedAt);
       const executed = await d.executor.execute(plan);

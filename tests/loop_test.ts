@@ -8,6 +8,7 @@ import { ApiError } from "../lib/kube/client.ts";
 import type { WriteOutcome } from "../lib/kube/writes.ts";
 import { failOverScene, options, T0 } from "./decide/fixtures.ts";
 import type { Options } from "../lib/options.ts";
+import { waitFor } from "./helpers.ts";
 
 const quiet = { debug() {}, info() {}, warn() {}, error() {} };
 
@@ -128,4 +129,29 @@ Deno.test("a cycle that throws is logged and the loop goes on", async () => {
   assert.equal(await loop.cycle(), undefined);
   assert.deepEqual(errors, ["decision cycle failed: sampler exploded"]);
   assert.equal(await loop.cycle(), undefined, "a second cycle runs too");
+});
+
+Deno.test("the loop decides again when a timer matures, not a whole reconcile interval later", async () => {
+  const { calls, actuators } = recordingActuators();
+  const opts = options({ failOverTimeout: 200, reconcileInterval: 60_000 });
+  const scene = failOverScene();
+  const { nodeName: _n, drbd: _d, peers, ...cluster } = scene;
+  const loop = new AgentLoop({
+    options: opts,
+    sampleDrbd: () => ({ ...scene.drbd, confirmedAt: Date.now() }),
+    readCluster: (): ClusterView => cluster,
+    fetchPeer: (node) => Promise.resolve(peers.get(node)!),
+    executor: new Executor(actuators, { dryRun: false, operationsTimeoutMs: 1_000, log: quiet }),
+    log: quiet,
+  });
+  const stop = new AbortController();
+  loop.wake();
+  const running = loop.run(stop.signal);
+  try {
+    // With a 60 s reconcile interval, only the timer's own wake-up can act within 5 s.
+    await waitFor(() => calls.includes("evict default/app"), 5_000, "fail-over after 200 ms");
+  } finally {
+    stop.abort();
+    await running;
+  }
 });

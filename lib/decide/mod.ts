@@ -30,6 +30,7 @@ import { ownTaints } from "./own_taints.ts";
 import {
   drbdIsFresh,
   failOverBackoffReset,
+  failOverDelay,
   pauseReason,
   untrustedReasons,
   withoutRecentRepeats,
@@ -172,7 +173,31 @@ export function decide(
     verdicts,
     heldBack,
     heldBackCodes: heldBackReasons.map((r) => r.code),
+    wakeAt: nextDeadline(ctx.next, { options, now }),
   };
+}
+
+/**
+ * When the earliest running timer matures: a fail-over timer after its
+ * (backed-off) delay, a quorum-loss or suspension timer after
+ * `failOverTimeout`. The loop decides again then instead of waiting for its
+ * reconcile interval, so an action is due and taken at the same moment.
+ */
+function nextDeadline(
+  memory: Memory,
+  { options, now }: { options: Options; now: number },
+): number | undefined {
+  const deadlines: number[] = [];
+  for (const [key, since] of memory.failOverSince) {
+    const resource = key.slice(0, key.lastIndexOf("/"));
+    const count = memory.failOvers.get(resource)?.count ?? 0;
+    deadlines.push(since + failOverDelay(count, options));
+  }
+  for (const since of [...memory.quorumLostSince.values(), ...memory.suspendedSince.values()]) {
+    deadlines.push(since + options.failOverTimeout);
+  }
+  const future = deadlines.filter((d) => d > now);
+  return future.length > 0 ? Math.min(...future) : undefined;
 }
 
 /**

@@ -226,6 +226,8 @@ export interface Decision {
   heldBack: string | undefined;
   /** Stable codes of those reasons, for metrics (e.g. `caches-not-synced`, `paused`). */
   heldBackCodes: string[];
+  /** When the earliest running timer matures (ms since epoch): decide again then. */
+  wakeAt: number | undefined;
 }
 
 /** Key under which `Memory.failOverSince` stores a resource/peer pair. */

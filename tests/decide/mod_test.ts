@@ -194,3 +194,28 @@ Deno.test("decide: a resource backing two PVs fails over both claims", () => {
   assert.equal(decision.verdicts[0].persistentVolume, "pv-a, pv-b");
   assert.equal(decision.verdicts[0].claim, "default/data, default/second");
 });
+
+Deno.test("decide: wakeAt is when the earliest running timer matures", () => {
+  // A fresh loss: the fail-over timer starts now and matures after failOverTimeout.
+  const fresh = decide(failOverScene(), memory(), options(), T0);
+  assert.deepEqual(summary(fresh.plan), []);
+  assert.equal(fresh.wakeAt, T0 + 5_000);
+  // Half-way: the same deadline.
+  const halfWay = decide(
+    failOverScene(),
+    memory({ failOverSince: { "pvc-1/node-b": T0 - 2_500 } }),
+    options(),
+    T0,
+  );
+  assert.equal(halfWay.wakeAt, T0 + 2_500);
+  // After a fail-over was counted, the next one backs off: 2 × failOverTimeout.
+  const backedOff = decide(
+    failOverScene(),
+    memory({ failOvers: { "pvc-1": { count: 1, lastAt: T0 - 60_000 } } }),
+    options(),
+    T0,
+  );
+  assert.equal(backedOff.wakeAt, T0 + 10_000);
+  // Nothing running: no deadline.
+  assert.equal(decide(snapshot(), memory(), options(), T0).wakeAt, undefined);
+});
