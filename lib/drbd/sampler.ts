@@ -717,8 +717,18 @@ export class DrbdSampler {
       if (changed && this.#live === state) this.#notify();
       // The stream's state may now be wrong: let a resync compare soon.
       if (badLines > 0) this.#scheduleResync(0);
+      // A resource created since the last resync has no configuration yet
+      // (quorum policy, suspend options): read it now, not a full interval
+      // later, so rules can protect the new resource at once.
+      else if (this.#live === state && this.#lacksConfig(state)) this.#scheduleResync(0);
     }
     return liveSince;
+  }
+
+  #lacksConfig(state: Events2State): boolean {
+    // Before the first resync nothing has a configuration, and that resync is on its way.
+    const configs = this.#configs;
+    return configs !== undefined && state.resources().some((r) => !configs.has(r.name));
   }
 
   /** The stream of `state` ended: keep its last state, confirmed as of its last confirmation. */

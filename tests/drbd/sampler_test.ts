@@ -130,6 +130,27 @@ Deno.test("the sampler reads the state, merges the options and follows live chan
   );
 });
 
+Deno.test("a resource created after the start gets its options at once, not at the next resync", async () => {
+  await withSampler(
+    {},
+    (fake) => fake.setResources([configured()], showFreeze),
+    async ({ fake, sampler }) => {
+      await waitFor("the first state", () => okWith(sampler.sample(), [configured()]));
+      await waitFor("the live stream", async () => (await fake.streamPids()).length === 1);
+      const fresh = configured({ name: "r1" });
+      await fake.setResources([configured(), fresh], showFreeze);
+      // The resync interval is a minute: only a resync the new resource
+      // triggered can have read its quorum policy within this deadline.
+      await waitFor(
+        "the new resource's options",
+        () =>
+          sampler.sample().resources.find((r) => r.name === "r1")?.config?.quorum === "majority",
+        5_000,
+      );
+    },
+  );
+});
+
 Deno.test("a dying stream is restarted; while it cannot run the sample goes stale", async () => {
   await withSampler(
     { stableAfterMs: 300 },
