@@ -5,7 +5,6 @@
 import { ApiServer, type KubeObject } from "../sim/apiserver/mod.ts";
 import { FakeDrbd } from "../sim/drbd/fake_drbd.ts";
 import type { DrbdConnection, DrbdResource } from "../../lib/drbd/model.ts";
-import { waitFor } from "../helpers.ts";
 import {
   type AgentProcess,
   freePort,
