@@ -295,6 +295,7 @@ export class DrbdSampler {
   #resyncTimer: ReturnType<typeof setTimeout> | undefined;
   #resyncRunning: Promise<void> | undefined;
   #resyncAgain = false;
+  #configResyncAt = -Infinity;
   #wakeSupervisor: (() => void) | undefined;
   readonly #sleepers = new Set<() => void>();
 
@@ -720,7 +721,15 @@ export class DrbdSampler {
       // A resource created since the last resync has no configuration yet
       // (quorum policy, suspend options): read it now, not a full interval
       // later, so rules can protect the new resource at once.
-      else if (this.#live === state && this.#lacksConfig(state)) this.#scheduleResync(0);
+      // At most once a second, so a resource `show` never lists (or a
+      // failing `show`) cannot turn every stream batch into a resync.
+      else if (
+        this.#live === state && this.#lacksConfig(state) &&
+        performance.now() - this.#configResyncAt > 1_000
+      ) {
+        this.#configResyncAt = performance.now();
+        this.#scheduleResync(0);
+      }
     }
     return liveSince;
   }
