@@ -24,7 +24,9 @@ export type ActionResult =
   /** Dry-run: printed, not carried out. */
   | "dry-run"
   /** Dry-run: printed before, not printed again. */
-  | "dry-run-repeat";
+  | "dry-run-repeat"
+  /** Not tried: an earlier step for the same peer failed this cycle. */
+  | "deferred";
 
 /** What the executor needs from the edges. */
 export interface Actuators {
@@ -95,14 +97,27 @@ export class Executor {
    * Run a plan; never throws. Actions run in three phases, concurrently
    * within each: taints first (so a replacement cannot be scheduled back
    * onto a lost node), then pod removals and demotions, then
-   * VolumeAttachment deletions (after the pods that used them). A failure in
-   * one phase does not stop the next: every action is judged on its own.
+   * VolumeAttachment deletions (after the pods that used them). A peer whose
+   * taint failed keeps its pods this cycle, and a peer whose pod removal
+   * failed keeps its VolumeAttachment: detaching under a running pod is what
+   * the rules avoid. Deferred actions are decided again next cycle.
    */
   async execute(plan: Action[]): Promise<ExecutedAction[]> {
     const results: ExecutedAction[] = [];
+    const failedPeers = new Set<string>();
     for (const phase of [0, 1, 2]) {
       const now = plan.filter((action) => phaseOf(action) === phase);
-      results.push(...await Promise.all(now.map((action) => this.#one(action))));
+      const run = now.filter((a) => a.peer === undefined || !failedPeers.has(a.peer));
+      for (const action of now) {
+        if (!run.includes(action)) {
+          results.push({ action, result: "deferred", issuedAt: (this.#opts.now ?? Date.now)() });
+        }
+      }
+      const done = await Promise.all(run.map((action) => this.#one(action)));
+      for (const e of done) {
+        if (e.result === "failed" && e.action.peer) failedPeers.add(e.action.peer);
+      }
+      results.push(...done);
     }
     return results;
   }

@@ -133,9 +133,12 @@ export class AgentLoop {
   /** Until the reconcile interval ends or the last decision's earliest timer matures. */
   #nextSleep(): number {
     const interval = this.#deps.options.reconcileInterval;
-    if (this.#wakeAt === undefined) return interval;
-    const now = this.#deps.now ?? Date.now;
-    return Math.max(0, Math.min(interval, this.#wakeAt - now()));
+    const now = (this.#deps.now ?? Date.now)();
+    // Also wake when a failed action's backoff ends.
+    const deadlines = [...this.#failures.values()].map((f) => f.until);
+    if (this.#wakeAt !== undefined) deadlines.push(this.#wakeAt);
+    const next = deadlines.filter((d) => d > now);
+    return next.length === 0 ? interval : Math.max(0, Math.min(interval, Math.min(...next) - now));
   }
 
   async #waitForWake(maxMs: number, signal: AbortSignal): Promise<void> {
@@ -234,8 +237,16 @@ export class AgentLoop {
    */
   async #admit(plan: Action[], now: number): Promise<Action[]> {
     const d = this.#deps;
+    const waiting = (action: Action) => (this.#failures.get(actionKey(action))?.until ?? 0) > now;
+    // A peer whose taint waits out a backoff waits with all its actions.
+    const heldPeers = new Set(
+      plan.filter((a) => a.kind === "taint-node" && a.peer && waiting(a)).map((a) => a.peer!),
+    );
     const ready = plan.filter((action) => {
       const failure = this.#failures.get(actionKey(action));
+      if (action.peer !== undefined && heldPeers.has(action.peer) && action.kind !== "taint-node") {
+        return false;
+      }
       if (failure !== undefined && failure.until > now) {
         d.log.debug(
           `waiting until ${new Date(failure.until).toISOString()} to retry: ${
@@ -252,7 +263,8 @@ export class AgentLoop {
       if (veto) d.log.warn(`not carrying out the plan: ${veto}`);
       this.#lastVeto = veto;
     }
-    return veto ? ready.filter((a) => !isDestructive(a)) : ready;
+    // Paused means nothing happens to other nodes either: no peer taints.
+    return veto ? ready.filter((a) => !isDestructive(a) && a.peer === undefined) : ready;
   }
 
   /** Failed actions back off exponentially (1 s doubling to 1 min, or the server's Retry-After). */
@@ -265,7 +277,12 @@ export class AgentLoop {
       }
       const count = (this.#failures.get(key)?.count ?? 0) + 1;
       const backoff = Math.min(retryBackoffMinMs * 2 ** (count - 1), retryBackoffMaxMs);
-      const wait = Math.max(backoff, (e.retryAfterSeconds ?? 0) * 1000);
+      // A server's Retry-After is honoured up to the longest backoff, so it
+      // cannot park a fail-over for long.
+      const wait = Math.min(
+        Math.max(backoff, (e.retryAfterSeconds ?? 0) * 1000),
+        retryBackoffMaxMs,
+      );
       this.#failures.set(key, { count, until: now + wait });
     }
     // Forget failures of actions no longer planned once their wait is over.

@@ -100,15 +100,35 @@ Deno.test("a failed action waits out a backoff (and Retry-After) before it is tr
   assert.equal(evictions(), 2);
 });
 
-Deno.test("a veto from confirmPlan stops destructive actions but not taints", async () => {
+Deno.test("a veto from confirmPlan stops everything done to other nodes, taints included", async () => {
   const { calls, actuators } = recordingActuators();
   const loop = sceneLoop(actuators, {
     clock: { now: T0 },
     confirmPlan: () => Promise.resolve("actions paused by annotation on node node-a"),
   });
   const report = await loop.cycle();
-  assert.deepEqual(calls, ["taint node-b drbd.linbit.com/lost-quorum"]);
+  assert.deepEqual(calls, []);
   assert.ok(report, "the cycle completed");
+});
+
+Deno.test("a failed eviction keeps the VolumeAttachment; a failed taint keeps the pods", async () => {
+  const evictFails = recordingActuators((call) =>
+    call.startsWith("evict") ? new Error("eviction refused") : undefined
+  );
+  const report = await sceneLoop(evictFails.actuators, { clock: { now: T0 } }).cycle();
+  assert.deepEqual(evictFails.calls, [
+    "taint node-b drbd.linbit.com/lost-quorum",
+    "evict default/app",
+  ]);
+  assert.deepEqual(
+    report!.executed.map((e) => `${e.action.kind} ${e.result}`),
+    ["taint-node done", "evict-pod failed", "delete-volume-attachment deferred"],
+  );
+  const taintFails = recordingActuators((call) =>
+    call.startsWith("taint") ? new Error("conflict storm") : undefined
+  );
+  await sceneLoop(taintFails.actuators, { clock: { now: T0 } }).cycle();
+  assert.deepEqual(taintFails.calls, ["taint node-b drbd.linbit.com/lost-quorum"]);
 });
 
 Deno.test("a cycle that throws is logged and the loop goes on", async () => {

@@ -356,7 +356,11 @@ export function kubeletState(
 ): { responsive: boolean; why: string } {
   if (!node.ready) return { responsive: false, why: "the node is not Ready" };
   if (lease === null) return { responsive: true, why: "the node is Ready" };
-  const age = now - lease.renewTime;
+  // The age as the API server saw it when the Lease was read, plus the time
+  // since then on this node's clock: this node's clock is never compared
+  // with the kubelet's timestamp. A renewTime in the future (a skewed
+  // kubelet clock) counts as fresh.
+  const age = lease.ageAtRead + Math.max(0, now - lease.readAt);
   const limit = 1.5 * (lease.durationSeconds * 1000) / 4;
   if (age > limit) {
     return {

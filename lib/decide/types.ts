@@ -34,6 +34,14 @@ export interface KubeletLease {
   renewTime: number;
   /** `spec.leaseDurationSeconds`; the kubelet renews every quarter of it. */
   durationSeconds: number;
+  /**
+   * How old the renewal was when the Lease was read, by the API server's
+   * clock (its `Date` header); this node's clock only when the server sent
+   * no date. Negative for a renewTime in the future.
+   */
+  ageAtRead: number;
+  /** When the Lease was read, by this node's clock. */
+  readAt: number;
 }
 
 /** Everything the rules may read in one cycle. */

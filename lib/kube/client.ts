@@ -203,10 +203,28 @@ export class KubeClient {
     path: string,
     options: RequestOptions = {},
   ): Promise<T> {
+    return (await this.requestWithDate<T>(verb, method, path, options)).body;
+  }
+
+  /**
+   * Like `request`, plus the server's clock: the answer's `Date` header in
+   * ms since the epoch (undefined when missing). Lets callers compare
+   * server-written times without trusting this machine's clock.
+   */
+  async requestWithDate<T>(
+    verb: Verb,
+    method: string,
+    path: string,
+    options: RequestOptions = {},
+  ): Promise<{ body: T; serverDate: number | undefined }> {
     const response = await this.#send(verb, method, path, options, false);
     try {
+      const date = Date.parse(response.body.headers.get("Date") ?? "");
       const text = await response.body.text();
-      return (text ? JSON.parse(text) : {}) as T;
+      return {
+        body: (text ? JSON.parse(text) : {}) as T,
+        serverDate: Number.isFinite(date) ? date : undefined,
+      };
     } catch (err) {
       this.#observe(verb, "error");
       throw new ApiError(verb, path, {

@@ -22,13 +22,13 @@ export async function fetchPeer(client: KubeClient, nodeName: string): Promise<P
       client.request<{ items?: V1Pod[] }>("list", "GET", "/api/v1/pods", {
         query: { fieldSelector: `spec.nodeName=${nodeName}` },
       }),
-      orNull(
-        client.request<V1Lease>(
-          "get",
-          "GET",
-          `/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases/${name}`,
-        ),
-      ),
+      // The Lease only refines "Ready": when it cannot be read (missing,
+      // forbidden, failing) the rules fall back to the Node's Ready condition.
+      client.requestWithDate<V1Lease>(
+        "get",
+        "GET",
+        `/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases/${name}`,
+      ).catch(() => null),
     ]);
     const node = rawNode === null ? null : slimNode(rawNode) ?? null;
     if (rawNode !== null && node === null) {
@@ -42,7 +42,14 @@ export async function fetchPeer(client: KubeClient, nodeName: string): Promise<P
       const pod = slimPod(raw);
       if (pod) pods.push(pod);
     }
-    return { ok: true, node, pods, kubeletLease: rawLease === null ? null : slimLease(rawLease) };
+    return {
+      ok: true,
+      node,
+      pods,
+      kubeletLease: rawLease === null
+        ? null
+        : slimLease(rawLease.body, { serverDate: rawLease.serverDate, readAt: Date.now() }),
+    };
   } catch (err) {
     return { ok: false, error: `cannot read node ${nodeName} and its pods: ${errorMessage(err)}` };
   }
@@ -58,10 +65,19 @@ async function orNull<T>(request: Promise<T>): Promise<T | null> {
   }
 }
 
-/** A kubelet Lease's heartbeat; null when it carries none. */
-function slimLease(lease: V1Lease): KubeletLease | null {
+/** A kubelet Lease's heartbeat as read at `readAt` (this node's clock); null when it carries none. */
+function slimLease(
+  lease: V1Lease,
+  { serverDate, readAt }: { serverDate: number | undefined; readAt: number },
+): KubeletLease | null {
   const renew = lease.spec?.renewTime;
   const renewTime = renew === undefined ? NaN : Date.parse(String(renew));
   if (!Number.isFinite(renewTime)) return null;
-  return { renewTime, durationSeconds: lease.spec?.leaseDurationSeconds ?? 40 };
+  const duration = lease.spec?.leaseDurationSeconds;
+  return {
+    renewTime,
+    durationSeconds: typeof duration === "number" && duration > 0 ? duration : 40,
+    ageAtRead: (serverDate ?? readAt) - renewTime,
+    readAt,
+  };
 }

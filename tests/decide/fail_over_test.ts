@@ -191,7 +191,12 @@ const afterTimeout: Case[] = [
   {
     name: "Ready peer whose kubelet stopped renewing its Lease (crashed): force-delete",
     snapshot: failOverScene({
-      peerView: peer(node("node-b"), [pod("app")], { renewTime: T0 - 16_000, durationSeconds: 40 }),
+      peerView: peer(node("node-b"), [pod("app")], {
+        renewTime: T0 - 16_000,
+        durationSeconds: 40,
+        ageAtRead: 16_000,
+        readAt: T0,
+      }),
     }),
     plan: [
       `taint-node node-b ${lostQuorum}`,
@@ -203,7 +208,42 @@ const afterTimeout: Case[] = [
     name:
       "Ready peer with a Lease renewed 15 s ago (1.5 renew intervals): still evicted gracefully",
     snapshot: failOverScene({
-      peerView: peer(node("node-b"), [pod("app")], { renewTime: T0 - 15_000, durationSeconds: 40 }),
+      peerView: peer(node("node-b"), [pod("app")], {
+        renewTime: T0 - 15_000,
+        durationSeconds: 40,
+        ageAtRead: 15_000,
+        readAt: T0,
+      }),
+    }),
+    plan: fullFailOver,
+  },
+  {
+    name: "a stale Lease is judged by the API server's clock, not this node's (skew ignored)",
+    // Read 1 s ago by the server's clock, when it was 2 s old: fresh, even
+    // though this node's clock (T0) is far ahead of the kubelet's.
+    snapshot: failOverScene({
+      peerView: peer(node("node-b"), [pod("app")], {
+        renewTime: T0 - 600_000,
+        durationSeconds: 40,
+        ageAtRead: 2_000,
+        readAt: T0 - 1_000,
+      }),
+    }),
+    plan: [
+      `taint-node node-b ${lostQuorum}`,
+      "evict-pod default/app",
+      "delete-volume-attachment csi-b",
+    ],
+  },
+  {
+    name: "a Lease renewed in the future (skewed kubelet clock) counts as fresh",
+    snapshot: failOverScene({
+      peerView: peer(node("node-b"), [pod("app")], {
+        renewTime: T0 + 30_000,
+        durationSeconds: 40,
+        ageAtRead: -30_000,
+        readAt: T0,
+      }),
     }),
     plan: fullFailOver,
   },
@@ -218,7 +258,7 @@ const afterTimeout: Case[] = [
       peerView: peer(
         node("node-b"),
         [pod("app", { deletionTimestamp: "2027-01-15T08:00:00Z" })],
-        { renewTime: T0 - 60_000, durationSeconds: 40 },
+        { renewTime: T0 - 60_000, durationSeconds: 40, ageAtRead: 60_000, readAt: T0 },
       ),
     }),
     plan: [

@@ -175,7 +175,7 @@ export function va(name: string, pvName: string, nodeName: string): VolumeAttach
 export function peer(
   nodeInfo: NodeInfo | null,
   pods: PodInfo[],
-  lease: KubeletLease | null = { renewTime: T0, durationSeconds: 40 },
+  lease: KubeletLease | null = { renewTime: T0, durationSeconds: 40, ageAtRead: 0, readAt: T0 },
 ): PeerView {
   return { ok: true, node: nodeInfo, pods, kubeletLease: lease };
 }

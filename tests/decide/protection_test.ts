@@ -38,7 +38,10 @@ const at = (s: Snapshot, now: number): Snapshot => ({
     [...s.peers].map(([name, view]) => [
       name,
       view.ok && view.kubeletLease
-        ? { ...view, kubeletLease: { ...view.kubeletLease, renewTime: now } }
+        ? {
+          ...view,
+          kubeletLease: { ...view.kubeletLease, renewTime: now, ageAtRead: 0, readAt: now },
+        }
         : view,
     ]),
   ),
