@@ -67,6 +67,7 @@ install -m 0755 "$drbdsetup" "$root/usr/sbin/drbdsetup"
 done
 
 # uid 0: drbdsetup talks to the kernel over generic netlink, which needs
-# CAP_NET_ADMIN/CAP_SYS_ADMIN as root; the entry gives the uid a name.
-echo "root:x:0:0:root:/:/ha-controller" >"$root/etc/passwd"
+# CAP_NET_ADMIN/CAP_SYS_ADMIN as root; the entry gives the uid a name (there
+# is no /sbin/nologin, nor any other shell, to log in with).
+echo "root:x:0:0:root:/:/sbin/nologin" >"$root/etc/passwd"
 echo "root:x:0:" >"$root/etc/group"

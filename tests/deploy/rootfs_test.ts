@@ -6,7 +6,8 @@
 // loader and libc needs as the compiled one) stands in for /ha-controller
 // and runs the agent as a `deno bundle` output. The chroot gets what a
 // container runtime always supplies, /proc and /dev, in a private mount
-// namespace; nothing of the host's file system is visible otherwise.
+// namespace, and its root is mounted read-only (readOnlyRootFilesystem);
+// nothing of the host's file system is visible otherwise.
 
 import assert from "node:assert/strict";
 import { freePort, testFlags } from "../sim/agent_process.ts";
@@ -100,7 +101,8 @@ async function listFiles(root: string, dir = ""): Promise<string[]> {
 }
 
 Deno.test({
-  name: "the agent's status runs in a chroot of the image's root filesystem and sees DRBD absent",
+  name:
+    "the agent's status runs in a read-only chroot of the image's root filesystem and sees DRBD absent",
   ignore: skipReason !== null,
   permissions: "inherit",
   fn: async () => {
@@ -154,8 +156,11 @@ Deno.test({
         `127.0.0.1:${freePort()}`,
         "/kubeconfig",
       );
-      const inChroot = `${tools.mount} -t proc proc "$0/proc" && ` +
-        `${tools.mount} --rbind /dev "$0/dev" && exec ${tools.chroot} "$0" "$@"`;
+      // Read-only, as the DaemonSet's readOnlyRootFilesystem makes it.
+      const inChroot =
+        `${tools.mount} --bind "$0" "$0" && ${tools.mount} -o remount,bind,ro "$0" && ` +
+        `${tools.mount} -t proc proc "$0/proc" && ${tools.mount} --rbind /dev "$0/dev" && ` +
+        `exec ${tools.chroot} "$0" "$@"`;
       const output = await new Deno.Command(tools.unshare!, {
         args: [
           "--mount",
