@@ -58,6 +58,14 @@ export interface SimClusterOptions {
    * from the Kubernetes node names (default: the node names).
    */
   connectionNames?: Record<string, string>;
+  /** Enforce RBAC in the API server from the start (default false). */
+  rbac?: boolean;
+  /**
+   * Makes the kubeconfig every agent uses, once the API server runs and
+   * before any agent starts: for example a ServiceAccount's, after creating
+   * its RBAC objects (default: the admin kubeconfig).
+   */
+  agentKubeconfig?: (server: ApiServer) => Promise<string>;
 }
 
 /** A running simulated cluster. */
@@ -76,6 +84,7 @@ export class SimCluster {
   readonly nodes: string[];
   readonly #agents = new Map<string, AgentProcess>();
   readonly #agentArgs: string[];
+  readonly #agentKubeconfig: string;
 
   private constructor(parts: {
     server: ApiServer;
@@ -84,6 +93,7 @@ export class SimCluster {
     controllers: Controllers;
     nodes: string[];
     agentArgs: string[];
+    agentKubeconfig: string;
   }) {
     this.server = parts.server;
     this.clock = parts.clock;
@@ -91,6 +101,7 @@ export class SimCluster {
     this.controllers = parts.controllers;
     this.nodes = parts.nodes;
     this.#agentArgs = parts.agentArgs;
+    this.#agentKubeconfig = parts.agentKubeconfig;
     this.timeline = new Timeline(parts.server, parts.clock);
   }
 
@@ -98,7 +109,11 @@ export class SimCluster {
   static async start(options: SimClusterOptions = {}): Promise<SimCluster> {
     const nodes = options.nodes ?? ["node-a", "node-b", "node-c"];
     const clock = new SimClock({ scale: options.scale ?? 1 });
-    const server = await ApiServer.start({ tls: true, now: () => clock.date() });
+    const server = await ApiServer.start({
+      tls: true,
+      now: () => clock.date(),
+      rbac: options.rbac ?? false,
+    });
     const drbd = await DrbdCluster.create({
       nodes,
       clock,
@@ -132,6 +147,9 @@ export class SimCluster {
       controllers,
       nodes,
       agentArgs: options.agentArgs ?? [],
+      agentKubeconfig: options.agentKubeconfig
+        ? await options.agentKubeconfig(server)
+        : server.kubeconfigPath,
     });
     if (options.agents ?? true) {
       await Promise.all(nodes.map((node) => cluster.startAgent(node)));
@@ -151,7 +169,7 @@ export class SimCluster {
     const agent = await spawnAgent({
       node,
       apiUrl: this.server.url,
-      kubeconfig: this.server.kubeconfigPath,
+      kubeconfig: this.#agentKubeconfig,
       env: this.drbd.env(node),
       args: [...this.#agentArgs, ...args],
     });
