@@ -7,6 +7,7 @@
 
 import assert from "node:assert/strict";
 import { SimCluster } from "../sim/cluster.ts";
+import { type AgentProcess, spawnAgent } from "../sim/agent_process.ts";
 import type { ApiServer, KubeObject, RequestRecord } from "../sim/apiserver/mod.ts";
 import { pathString } from "../sim/apiserver/objects.ts";
 import { podClaims, taintsOf } from "../sim/controllers/kube_util.ts";
@@ -88,6 +89,46 @@ function setRoles(server: ApiServer, manifests: Manifest[], without?: Grant): vo
     )!;
     server.update({ ...stored, rules } as KubeObject);
   }
+}
+
+/**
+ * A ServiceAccount `name` bound to a copy of the ClusterRole without `grant`
+ * (and to the Lease Role); returns its kubeconfig.
+ */
+async function reducedAccount(
+  server: ApiServer,
+  manifests: Manifest[],
+  { name, grant }: { name: string; grant: Grant },
+): Promise<string> {
+  const clusterRole = only(manifests, "ClusterRole", "ha-controller");
+  const namespace = only(manifests, "ServiceAccount").metadata.namespace!;
+  const subjects = [{ kind: "ServiceAccount", name, namespace }];
+  const roleRef = (kind: string, roleName: string) => ({
+    apiGroup: "rbac.authorization.k8s.io",
+    kind,
+    name: roleName,
+  });
+  server.create({
+    apiVersion: "rbac.authorization.k8s.io/v1",
+    kind: "ClusterRole",
+    metadata: { name },
+    rules: rulesWithout(rulesOf(clusterRole), grant),
+  } as KubeObject);
+  server.create({
+    apiVersion: "rbac.authorization.k8s.io/v1",
+    kind: "ClusterRoleBinding",
+    metadata: { name },
+    roleRef: roleRef("ClusterRole", name),
+    subjects,
+  } as KubeObject);
+  server.create({
+    apiVersion: "rbac.authorization.k8s.io/v1",
+    kind: "RoleBinding",
+    metadata: { name, namespace: "kube-node-lease" },
+    roleRef: roleRef("Role", "ha-controller"),
+    subjects,
+  } as KubeObject);
+  return await server.kubeconfigFor(namespace, name);
 }
 
 /** Create the rendered namespace and RBAC objects; returns the ServiceAccount's kubeconfig. */
@@ -251,21 +292,50 @@ kubeTest(
       await t.step(
         "caches: an agent starting without a list or watch verb is refused it",
         async () => {
-          for (
-            const resource of [
-              "nodes",
-              "pods",
-              "persistentvolumes",
-              "storage.k8s.io/volumeattachments",
-            ]
-          ) {
-            for (const verb of ["list", "watch"]) {
-              await without(`${verb} ${resource}`, async () => {
-                await cluster.startAgent(quiet);
-              });
+          // One ServiceAccount per removed verb, each with its own reduced
+          // ClusterRole, and one dry-run agent each, all at once.
+          const variants = grants.filter((g) => g.verb === "list" || g.verb === "watch");
+          const agents: AgentProcess[] = [];
+          server.clearRequests();
+          try {
+            const users = new Map<string, string>();
+            for (const [i, grant] of variants.entries()) {
+              const name = `ha-controller-without-${i}`;
+              const kubeconfig = await reducedAccount(server, manifests, { name, grant });
+              users.set(`system:serviceaccount:ha-controller:${name}`, grantName(grant));
+              agents.push(
+                await spawnAgent({
+                  node: quiet,
+                  apiUrl: server.url,
+                  kubeconfig,
+                  env: cluster.drbd.env(quiet),
+                  args: ["--dry-run"],
+                }),
+              );
             }
+            const refusals = () => {
+              const byUser = new Map<string, Set<string>>();
+              for (const r of server.forbidden()) {
+                const seen = byUser.get(r.user ?? "") ?? new Set();
+                seen.add(refused(r));
+                byUser.set(r.user ?? "", seen);
+              }
+              return byUser;
+            };
+            await waitFor(
+              () => [...users].every(([user, name]) => refusals().get(user)?.has(name)),
+              30_000,
+              `a 403 for each of ${[...users.values()].join(", ")}`,
+            );
+            const seen = refusals();
+            for (const [user, name] of users) {
+              assert.deepEqual([...seen.get(user)!], [name], `403s of ${user}`);
+              proven.add(name);
+            }
+            assert.deepEqual([...seen.keys()].sort(), [...users.keys()].sort());
+          } finally {
+            await Promise.all(agents.map((agent) => agent.stop()));
           }
-          setRoles(server, manifests);
         },
       );
 
