@@ -30,6 +30,7 @@ import {
 import { type AgentProcess, spawnAgent, waitHealthy } from "./agent_process.ts";
 import { Timeline } from "./timeline.ts";
 import { waitFor } from "../helpers.ts";
+import yaml from "js-yaml";
 
 /** Options of {@linkcode SimCluster.start}. */
 export interface SimClusterOptions {
@@ -58,12 +59,18 @@ export interface SimClusterOptions {
    * from the Kubernetes node names (default: the node names).
    */
   connectionNames?: Record<string, string>;
-  /** Enforce RBAC in the API server from the start (default false). */
+  /**
+   * Enforce RBAC in the API server from the start (default true). Unless
+   * `agentKubeconfig` says otherwise, the agents then run as the project's
+   * own ServiceAccount with the ClusterRole and Role from deploy/kustomize,
+   * so every scenario also proves those rules are enough.
+   */
   rbac?: boolean;
   /**
    * Makes the kubeconfig every agent uses, once the API server runs and
    * before any agent starts: for example a ServiceAccount's, after creating
-   * its RBAC objects (default: the admin kubeconfig).
+   * its RBAC objects (default: the project's ServiceAccount with RBAC on,
+   * the admin kubeconfig with RBAC off).
    */
   agentKubeconfig?: (server: ApiServer) => Promise<string>;
 }
@@ -85,6 +92,7 @@ export class SimCluster {
   readonly #agents = new Map<string, AgentProcess>();
   readonly #agentArgs: string[];
   readonly #agentKubeconfig: string;
+  readonly #projectRbac: boolean;
 
   private constructor(parts: {
     server: ApiServer;
@@ -94,6 +102,7 @@ export class SimCluster {
     nodes: string[];
     agentArgs: string[];
     agentKubeconfig: string;
+    projectRbac: boolean;
   }) {
     this.server = parts.server;
     this.clock = parts.clock;
@@ -102,6 +111,7 @@ export class SimCluster {
     this.nodes = parts.nodes;
     this.#agentArgs = parts.agentArgs;
     this.#agentKubeconfig = parts.agentKubeconfig;
+    this.#projectRbac = parts.projectRbac;
     this.timeline = new Timeline(parts.server, parts.clock);
   }
 
@@ -112,7 +122,7 @@ export class SimCluster {
     const server = await ApiServer.start({
       tls: true,
       now: () => clock.date(),
-      rbac: options.rbac ?? false,
+      rbac: options.rbac ?? true,
     });
     const drbd = await DrbdCluster.create({
       nodes,
@@ -149,7 +159,10 @@ export class SimCluster {
       agentArgs: options.agentArgs ?? [],
       agentKubeconfig: options.agentKubeconfig
         ? await options.agentKubeconfig(server)
+        : (options.rbac ?? true)
+        ? await projectServiceAccount(server)
         : server.kubeconfigPath,
+      projectRbac: options.agentKubeconfig === undefined && (options.rbac ?? true),
     });
     if (options.agents ?? true) {
       await Promise.all(nodes.map((node) => cluster.startAgent(node)));
@@ -264,8 +277,13 @@ export class SimCluster {
     if (options.agent ?? true) await this.startAgent(node);
   }
 
-  /** Stop agents, controllers, DRBD and the API server. */
+  /**
+   * Stop agents, controllers, DRBD and the API server. When the agents ran
+   * with the project's own RBAC rules, any request those rules refused is an
+   * error: the deploy/ manifests would break that scenario in a real cluster.
+   */
   async stop(): Promise<void> {
+    const refused = this.#projectRbac ? this.server.forbidden() : [];
     this.timeline.stop();
     await Promise.all([...this.#agents.values()].map((agent) => agent.stop()));
     this.#agents.clear();
@@ -273,5 +291,35 @@ export class SimCluster {
     await this.drbd.stop();
     this.clock.stop();
     await this.server.close();
+    if (refused.length > 0) {
+      throw new Error(
+        `The project's RBAC rules refused agent requests: ${
+          refused.map((r) => `${r.method} ${r.path}: ${r.denied}`).join("; ")
+        }`,
+      );
+    }
   }
+}
+
+const kustomizeDir = new URL("../../deploy/kustomize/", import.meta.url);
+
+/**
+ * Create the project's Namespace, ServiceAccount and RBAC objects from
+ * deploy/kustomize (plain YAML, no kustomize needed) and return a kubeconfig
+ * that authenticates as that ServiceAccount.
+ */
+export async function projectServiceAccount(server: ApiServer): Promise<string> {
+  const objects: KubeObject[] = [];
+  for (const file of ["namespace.yaml", "service_account.yaml", "rbac.yaml"]) {
+    const text = await Deno.readTextFile(new URL(file, kustomizeDir));
+    for (const doc of yaml.loadAll(text)) if (doc) objects.push(doc as KubeObject);
+  }
+  for (const obj of objects) server.create(obj);
+  const account = objects.find((o) => o.kind === "ServiceAccount");
+  if (!account?.metadata.namespace) {
+    throw new Error(
+      "Expected a namespaced ServiceAccount in deploy/kustomize/service_account.yaml",
+    );
+  }
+  return await server.kubeconfigFor(account.metadata.namespace, account.metadata.name!);
 }
