@@ -88,7 +88,7 @@ async function runningPod(cluster: SimCluster, name: string) {
   const pv = pathString(pvc, "spec.volumeName");
   const attachment = attachmentOf(cluster, pv, node);
   assert.ok(attachment, `Expected a VolumeAttachment of ${pv} on ${node}, got none`);
-  return { node, uid: pod.metadata.uid!, pv, attachment };
+  return { name, node, uid: pod.metadata.uid!, pv, attachment };
 }
 
 function attachmentOf(cluster: SimCluster, pv: string, node: string): KubeObject | undefined {
@@ -220,6 +220,22 @@ async function assertLeftAlone(
 }
 
 /** Nothing at all was written: no taint, no eviction, no deletion, no Event. */
+/**
+ * Crash the pod's node, let the agents have their chance, and show nothing
+ * was written: no write at all, no taint, the pod and its attachment as before.
+ */
+async function assertCrashChangesNothing(
+  cluster: SimCluster,
+  pod: Awaited<ReturnType<typeof runningPod>>,
+): Promise<void> {
+  await cluster.crash(pod.node);
+  await agentsHadTheirChance(cluster, { lost: pod.node, resource: pod.pv });
+  assertNoWrites(cluster, pod.node);
+  assert.equal(cluster.pod(pod.name)?.metadata.uid, pod.uid);
+  assert.ok(cluster.server.get("volumeattachments", undefined, pod.attachment.metadata.name!));
+  assert.deepEqual(cluster.controllers.errors, []);
+}
+
 function assertNoWrites(cluster: SimCluster, lost: string): void {
   assert.deepEqual(cluster.server.writes(), [], describe(cluster.server.writes()));
   assert.ok(!hasLostQuorumTaint(cluster, lost));
@@ -231,7 +247,7 @@ Deno.test("a pod with the ignore-fail-over annotation and its VolumeAttachment a
     cluster.deployStatefulSet("web", { annotations: { [ignoreFailOverAnnotation]: "true" } });
     const pod = await runningPod(cluster, "web-0");
     await cluster.crash(pod.node);
-    await assertLeftAlone(cluster, { name: "web-0", ...pod });
+    await assertLeftAlone(cluster, pod);
     assert.deepEqual(cluster.controllers.errors, []);
   } finally {
     await cluster.stop();
@@ -253,7 +269,7 @@ Deno.test("a pod without an owner, which nothing would recreate, is left alone",
     });
     const pod = await runningPod(cluster, "solo");
     await cluster.crash(pod.node);
-    await assertLeftAlone(cluster, { name: "solo", ...pod });
+    await assertLeftAlone(cluster, pod);
     assert.deepEqual(cluster.controllers.errors, []);
   } finally {
     await cluster.stop();
@@ -268,7 +284,7 @@ Deno.test("a pod with a hostPath volume is exempt: its node-local data cannot mo
     cluster.server.create(statefulSet("web", { volumes: [hostPathVolume] }));
     const pod = await runningPod(cluster, "web-0");
     await cluster.crash(pod.node);
-    await assertLeftAlone(cluster, { name: "web-0", ...pod });
+    await assertLeftAlone(cluster, pod);
     assert.deepEqual(cluster.controllers.errors, []);
   } finally {
     await cluster.stop();
@@ -313,12 +329,7 @@ Deno.test("read-only consumers: nothing is failed over", async () => {
       volumes: [{ name: "data", persistentVolumeClaim: { claimName: "shared", readOnly: true } }],
     }));
     const pod = await runningPod(cluster, "reader-0");
-    await cluster.crash(pod.node);
-    await agentsHadTheirChance(cluster, { lost: pod.node, resource: pod.pv });
-    assertNoWrites(cluster, pod.node);
-    assert.equal(cluster.pod("reader-0")?.metadata.uid, pod.uid);
-    assert.ok(cluster.server.get("volumeattachments", undefined, pod.attachment.metadata.name!));
-    assert.deepEqual(cluster.controllers.errors, []);
+    await assertCrashChangesNothing(cluster, pod);
   } finally {
     await cluster.stop();
   }
@@ -330,12 +341,7 @@ Deno.test("a volume without a DRBD quorum policy: nothing is failed over", async
     cluster.deployStatefulSet("web");
     const pod = await runningPod(cluster, "web-0");
     assert.equal(cluster.drbd.view(pod.node, pod.pv)?.config?.quorum, "off");
-    await cluster.crash(pod.node);
-    await agentsHadTheirChance(cluster, { lost: pod.node, resource: pod.pv });
-    assertNoWrites(cluster, pod.node);
-    assert.equal(cluster.pod("web-0")?.metadata.uid, pod.uid);
-    assert.ok(cluster.server.get("volumeattachments", undefined, pod.attachment.metadata.name!));
-    assert.deepEqual(cluster.controllers.errors, []);
+    await assertCrashChangesNothing(cluster, pod);
   } finally {
     await cluster.stop();
   }

@@ -32,6 +32,19 @@ function agentEvents(cluster: SimCluster, of: { reason: string; about: string })
   );
 }
 
+/** Wait until the agents recorded at least one such Event; returns all of them. */
+async function awaitAgentEvents(
+  cluster: SimCluster,
+  of: { reason: string; about: string },
+): Promise<Obj[]> {
+  await waitFor(
+    () => agentEvents(cluster, of).length > 0,
+    10_000,
+    `a ${of.reason} Event about ${of.about}`,
+  );
+  return agentEvents(cluster, of);
+}
+
 function taintKeys(cluster: SimCluster, node: string): string[] {
   const obj: Obj = cluster.server.get("nodes", undefined, node);
   return (obj?.spec?.taints ?? []).map((t: Obj) => t.key);
@@ -146,14 +159,7 @@ Deno.test("own node: no taint for a fresh resource briefly without quorum; lost-
         30_000,
         "node-b tainted lost-quorum",
       );
-      await waitFor(
-        () =>
-          agentEvents(cluster, { reason: eventReason.nodeStorageQuorumLost, about: "node-b" })
-            .length > 0,
-        10_000,
-        "a NodeStorageQuorumLost Event about node-b",
-      );
-      const lost = agentEvents(cluster, {
+      const lost = await awaitAgentEvents(cluster, {
         reason: eventReason.nodeStorageQuorumLost,
         about: "node-b",
       });
@@ -176,14 +182,7 @@ Deno.test("own node: no taint for a fresh resource briefly without quorum; lost-
         30_000,
         "the lost-quorum taint gone from node-b",
       );
-      await waitFor(
-        () =>
-          agentEvents(cluster, { reason: eventReason.nodeStorageQuorumRegained, about: "node-b" })
-            .length > 0,
-        10_000,
-        "a NodeStorageQuorumRegained Event about node-b",
-      );
-      const regained = agentEvents(cluster, {
+      const regained = await awaitAgentEvents(cluster, {
         reason: eventReason.nodeStorageQuorumRegained,
         about: "node-b",
       });
