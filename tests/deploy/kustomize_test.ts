@@ -4,8 +4,6 @@
 import assert from "node:assert/strict";
 import { flagDefinitions, parseCommandLine } from "../../lib/cli.ts";
 import {
-  haveKubectl,
-  kubectlPath,
   kustomizeDir,
   type Manifest,
   only,
@@ -13,10 +11,6 @@ import {
   rulesOf,
 } from "./manifests.ts";
 import { forceIoErrorTaintKey, lostQuorumTaintKey } from "../../lib/names.ts";
-
-if (!haveKubectl()) {
-  console.warn(`kustomize tests not run: ${kubectlPath} is not installed`);
-}
 
 /** What the agent requests (lib/kube/*.ts, lib/agent.ts), sorted. */
 const expectedClusterRules = [
@@ -53,11 +47,7 @@ function agentContainer(manifests: Manifest[]) {
   return { spec, container: spec.containers[0] };
 }
 
-function kubeTest(name: string, fn: () => Promise<void>) {
-  if (haveKubectl()) Deno.test(name, fn);
-}
-
-kubeTest("kubectl kustomize renders the namespace, RBAC and DaemonSet", async () => {
+Deno.test("kubectl kustomize renders the namespace, RBAC and DaemonSet", async () => {
   const manifests = await renderKustomize();
   assert.deepEqual(
     manifests.map((m) => `${m.kind}/${m.metadata.namespace ?? ""}/${m.metadata.name}`).sort(),
@@ -101,7 +91,7 @@ kubeTest("kubectl kustomize renders the namespace, RBAC and DaemonSet", async ()
   }
 });
 
-kubeTest("the DaemonSet passes the agent only flags it knows, and they parse", async () => {
+Deno.test("the DaemonSet passes the agent only flags it knows, and they parse", async () => {
   const { container } = agentContainer(await renderKustomize());
   const known = new Set(flagDefinitions.map((f) => f.name));
   const args: string[] = container.args;
@@ -116,7 +106,7 @@ kubeTest("the DaemonSet passes the agent only flags it knows, and they parse", a
   assert.ok(parsed.command === "run" && parsed.options.nodeName === "node-a");
 });
 
-kubeTest(
+Deno.test(
   "the ClusterRole grants exactly what the agent requests, Leases only in kube-node-lease",
   async () => {
     const manifests = await renderKustomize();
@@ -138,7 +128,7 @@ kubeTest(
   },
 );
 
-kubeTest("the components add a PodMonitor for /metrics and --dry-run", async () => {
+Deno.test("the components add a PodMonitor for /metrics and --dry-run", async () => {
   // An overlay beside the base, as a user would write one (kustomize wants relative paths).
   const dir = await Deno.makeTempDir({ dir: `${kustomizeDir}/..`, prefix: ".overlay-" });
   const base = `../${kustomizeDir.split("/").at(-1)}`;

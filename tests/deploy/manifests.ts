@@ -8,21 +8,10 @@
 // js-yaml comes with @kubernetes/client-node; its own loadAllYaml turns
 // objects into client-node model classes, which the tests do not want.
 import yaml from "js-yaml";
-
-/** Where kubectl is expected; the deploy tests that need it are not registered without it. */
-export const kubectlPath = "/usr/bin/kubectl";
+import { kubectlPath } from "../tools/mod.ts";
 
 /** The kustomize base. */
 export const kustomizeDir = new URL("../../deploy/kustomize", import.meta.url).pathname;
-
-/** True when kubectl is installed. */
-export function haveKubectl(): boolean {
-  try {
-    return Deno.statSync(kubectlPath).isFile;
-  } catch {
-    return false;
-  }
-}
 
 /** One rendered Kubernetes object (only the fields the tests read are typed). */
 export interface Manifest {
@@ -41,7 +30,7 @@ export interface Rule {
 
 /** `kubectl kustomize <dir>` parsed; throws with kubectl's stderr when it fails. */
 export async function renderKustomize(dir: string = kustomizeDir): Promise<Manifest[]> {
-  const output = await new Deno.Command(kubectlPath, {
+  const output = await new Deno.Command(await kubectlPath(), {
     args: ["kustomize", dir],
     stdout: "piped",
     stderr: "piped",

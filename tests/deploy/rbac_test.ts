@@ -14,18 +14,12 @@ import { podClaims, taintsOf } from "../sim/controllers/kube_util.ts";
 import { waitFor } from "../helpers.ts";
 import { lostQuorumTaintKey } from "../../lib/names.ts";
 import {
-  haveKubectl,
-  kubectlPath,
   type Manifest,
   only,
   renderKustomize,
   type Rule,
   rulesOf,
 } from "./manifests.ts";
-
-if (!haveKubectl()) {
-  console.warn(`RBAC proof not run: ${kubectlPath} is not installed to render deploy/kustomize`);
-}
 
 const rbacKinds = ["ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding"];
 
@@ -174,11 +168,7 @@ function placement(cluster: SimCluster) {
   return { node, uid: pod.metadata.uid!, pv, attachment: attachment.metadata.name! };
 }
 
-function kubeTest(name: string, fn: (t: Deno.TestContext) => Promise<void>) {
-  if (haveKubectl()) Deno.test(name, fn);
-}
-
-kubeTest(
+Deno.test(
   "RBAC: as the kustomize ServiceAccount, the agents fail a crashed node over with no 403",
   async () => {
     const manifests = await renderKustomize();
@@ -222,7 +212,7 @@ kubeTest(
   },
 );
 
-kubeTest(
+Deno.test(
   "RBAC: every verb of every rule is needed; without it the agent is refused exactly that",
   async (t) => {
     const manifests = await renderKustomize();

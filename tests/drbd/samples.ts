@@ -1,7 +1,7 @@
 /**
- * Access to the reference samples in shared/reference/drbd-samples (beside
- * the repository), and model builders for the example cluster of
- * DRBD_FORMATS.md §0.
+ * Access to the DRBD reference samples in tests/drbd/testdata (copies; its
+ * README.md says where they come from), and model builders for their
+ * example cluster.
  *
  * @module
  */
@@ -13,7 +13,7 @@ import type {
   DrbdResource,
 } from "../../lib/drbd/model.ts";
 
-const SAMPLES = new URL("../../../shared/reference/drbd-samples/", import.meta.url);
+const SAMPLES = new URL("./testdata/", import.meta.url);
 
 /** The text of one sample file, e.g. `head_events2_now.txt`. */
 export async function sample(name: string): Promise<string> {

@@ -4,16 +4,13 @@
 import assert from "node:assert/strict";
 import { SimCluster } from "../sim/cluster.ts";
 import { waitFor } from "../helpers.ts";
-
-const kubectl = "/usr/bin/kubectl";
-const haveKubectl = await Deno.stat(kubectl).then(() => true, () => false);
-if (!haveKubectl) console.log(`kubectl tests skipped: ${kubectl} is not installed`);
+import { kubectlPath } from "../tools/mod.ts";
 
 async function run(
   cluster: SimCluster,
   args: string[],
 ): Promise<{ code: number; out: string; err: string }> {
-  const { code, stdout, stderr } = await new Deno.Command(kubectl, {
+  const { code, stdout, stderr } = await new Deno.Command(await kubectlPath(), {
     args: ["--kubeconfig", cluster.server.kubeconfigPath, ...args],
     stdin: "null",
   }).output();
@@ -23,7 +20,6 @@ async function run(
 Deno.test({
   name:
     "kubectl: get, taint, annotate, force delete, events, volumeattachments and watch on a simulated cluster",
-  ignore: !haveKubectl,
   async fn() {
     const cluster = await SimCluster.start({ agents: false, scale: 5 });
     try {
@@ -76,7 +72,7 @@ Deno.test({
       );
 
       // Watch while the pod is force-deleted: the watch prints the change.
-      const watcher = new Deno.Command(kubectl, {
+      const watcher = new Deno.Command(await kubectlPath(), {
         args: [
           "--kubeconfig",
           cluster.server.kubeconfigPath,

@@ -2,18 +2,7 @@ import assert from "node:assert/strict";
 import { ApiServer } from "./mod.ts";
 import type { ApiServerOptions, KubeObject } from "./mod.ts";
 import { waitFor } from "./testing.ts";
-
-const kubectlPath = "/usr/bin/kubectl";
-const haveKubectl = (() => {
-  try {
-    return Deno.statSync(kubectlPath).isFile;
-  } catch {
-    return false;
-  }
-})();
-if (!haveKubectl) {
-  console.warn(`kubectl tests skipped: ${kubectlPath} is not installed`);
-}
+import { kubectlPath } from "../../tools/mod.ts";
 
 interface Run {
   code: number;
@@ -28,11 +17,12 @@ interface Ctx {
 }
 
 function kubectlTest(name: string, options: ApiServerOptions, body: (ctx: Ctx) => Promise<void>) {
-  Deno.test({ name, ignore: !haveKubectl }, async () => {
+  Deno.test(name, async () => {
+    const kubectl = await kubectlPath();
     const server = await ApiServer.start(options);
     const cacheDir = await Deno.makeTempDir({ prefix: "kubectl-cache-" });
     const command = (args: string[]) =>
-      new Deno.Command(kubectlPath, {
+      new Deno.Command(kubectl, {
         args: ["--kubeconfig", server.kubeconfigPath, "--cache-dir", cacheDir, ...args],
         env: { HOME: cacheDir },
         stdout: "piped",

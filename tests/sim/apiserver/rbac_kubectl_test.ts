@@ -1,17 +1,6 @@
 import assert from "node:assert/strict";
 import { ApiServer } from "./mod.ts";
-
-const kubectlPath = "/usr/bin/kubectl";
-const haveKubectl = (() => {
-  try {
-    return Deno.statSync(kubectlPath).isFile;
-  } catch {
-    return false;
-  }
-})();
-if (!haveKubectl) {
-  console.warn(`kubectl RBAC tests skipped: ${kubectlPath} is not installed`);
-}
+import { kubectlPath } from "../../tools/mod.ts";
 
 const agent = "system:serviceaccount:ha:ha-controller";
 
@@ -60,12 +49,12 @@ interface Run {
 
 Deno.test({
   name: "kubectl applies RBAC manifests and is refused, can-i and whoami as the ServiceAccount",
-  ignore: !haveKubectl,
 }, async () => {
+  const kubectlBinary = await kubectlPath();
   const server = await ApiServer.start({ tls: true, rbac: true });
   const dir = await Deno.makeTempDir({ prefix: "kubectl-rbac-" });
   const kubectl = async (kubeconfig: string, args: string[], stdin?: string): Promise<Run> => {
-    const child = new Deno.Command(kubectlPath, {
+    const child = new Deno.Command(kubectlBinary, {
       args: ["--kubeconfig", kubeconfig, "--cache-dir", `${dir}/cache`, ...args],
       env: { HOME: dir },
       stdin: stdin === undefined ? "null" : "piped",
