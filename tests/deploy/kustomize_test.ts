@@ -4,6 +4,7 @@
 import assert from "node:assert/strict";
 import { flagDefinitions, parseCommandLine } from "../../lib/cli.ts";
 import {
+  grants,
   kustomizeDir,
   type Manifest,
   only,
@@ -27,18 +28,6 @@ const expectedClusterRules = [
 ];
 
 /** Every (group, resource, verb) a set of rules grants, as sorted strings. */
-function grants(rules: { apiGroups: string[]; resources: string[]; verbs: string[] }[]) {
-  const out = new Set<string>();
-  for (const rule of rules) {
-    for (const group of rule.apiGroups) {
-      for (const resource of rule.resources) {
-        for (const verb of rule.verbs) out.add(`${group}/${resource}:${verb}`);
-      }
-    }
-  }
-  return [...out].sort();
-}
-
 function agentContainer(manifests: Manifest[]) {
   const ds = only(manifests, "DaemonSet", "ha-controller");
   // deno-lint-ignore no-explicit-any

@@ -13,13 +13,7 @@ import { pathString } from "../sim/apiserver/objects.ts";
 import { podClaims, taintsOf } from "../sim/controllers/kube_util.ts";
 import { waitFor } from "../helpers.ts";
 import { lostQuorumTaintKey } from "../../lib/names.ts";
-import {
-  type Manifest,
-  only,
-  renderKustomize,
-  type Rule,
-  rulesOf,
-} from "./manifests.ts";
+import { type Manifest, only, renderKustomize, type Rule, rulesOf } from "./manifests.ts";
 
 const rbacKinds = ["ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding"];
 
