@@ -15,11 +15,11 @@ import {
   chartDir,
   grants,
   helmTemplate,
-  kustomizeDir,
   type Manifest,
   only,
   renderHelm,
   renderKustomize,
+  renderOverlay,
   rulesOf,
   runHelm,
 } from "./manifests.ts";
@@ -181,35 +181,18 @@ Deno.test("with default values, helm renders the same agent as kubectl kustomize
 });
 
 Deno.test("dry-run and the PodMonitor: the helm values and the kustomize components agree", async () => {
-  // An overlay beside the base, as a user would write one (kustomize wants relative paths).
-  const dir = await Deno.makeTempDir({ dir: `${kustomizeDir}/..`, prefix: ".overlay-" });
-  const base = `../${kustomizeDir.split("/").at(-1)}`;
-  try {
-    await Deno.writeTextFile(
-      `${dir}/kustomization.yaml`,
-      [
-        "apiVersion: kustomize.config.k8s.io/v1beta1",
-        "kind: Kustomization",
-        `resources: [${base}]`,
-        `components: [${base}/components/pod-monitor, ${base}/components/dry-run]`,
-        "",
-      ].join("\n"),
-    );
-    const [helm, kustomize] = await Promise.all([
-      renderHelm({ podMonitor: { enabled: true }, options: { "dry-run": true } }),
-      renderKustomize(dir),
-    ]);
-    const view = agentView(helm);
-    assert.equal(view.container.options.dryRun, true);
-    assert.deepEqual(view.podMonitor, {
-      namespace: "ha-controller",
-      endpoints: [{ port: "metrics", path: "/metrics" }],
-      selectsTheAgent: true,
-    });
-    assert.deepEqual(view, agentView(kustomize));
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
+  const [helm, kustomize] = await Promise.all([
+    renderHelm({ podMonitor: { enabled: true }, options: { "dry-run": true } }),
+    renderOverlay(["pod-monitor", "dry-run"]),
+  ]);
+  const view = agentView(helm);
+  assert.equal(view.container.options.dryRun, true);
+  assert.deepEqual(view.podMonitor, {
+    namespace: "ha-controller",
+    endpoints: [{ port: "metrics", path: "/metrics" }],
+    selectsTheAgent: true,
+  });
+  assert.deepEqual(view, agentView(kustomize));
 });
 
 /** One value of values.yaml, changed, and what values.yaml says the rendered chart then shows. */

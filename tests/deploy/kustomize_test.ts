@@ -5,10 +5,10 @@ import assert from "node:assert/strict";
 import { flagDefinitions, parseCommandLine } from "../../lib/cli.ts";
 import {
   grants,
-  kustomizeDir,
   type Manifest,
   only,
   renderKustomize,
+  renderOverlay,
   rulesOf,
 } from "./manifests.ts";
 import { forceIoErrorTaintKey, lostQuorumTaintKey } from "../../lib/names.ts";
@@ -118,38 +118,21 @@ Deno.test(
 );
 
 Deno.test("the components add a PodMonitor for /metrics and --dry-run", async () => {
-  // An overlay beside the base, as a user would write one (kustomize wants relative paths).
-  const dir = await Deno.makeTempDir({ dir: `${kustomizeDir}/..`, prefix: ".overlay-" });
-  const base = `../${kustomizeDir.split("/").at(-1)}`;
-  try {
-    await Deno.writeTextFile(
-      `${dir}/kustomization.yaml`,
-      [
-        "apiVersion: kustomize.config.k8s.io/v1beta1",
-        "kind: Kustomization",
-        `resources: [${base}]`,
-        `components: [${base}/components/pod-monitor, ${base}/components/dry-run]`,
-        "",
-      ].join("\n"),
-    );
-    const manifests = await renderKustomize(dir);
-    const { spec, container } = agentContainer(manifests);
-    assert.deepEqual(container.args.slice(-1), ["--dry-run"]);
-    // deno-lint-ignore no-explicit-any
-    const monitor = only(manifests, "PodMonitor", "ha-controller") as any;
-    assert.deepEqual(monitor.spec.podMetricsEndpoints, [{ port: "metrics", path: "/metrics" }]);
-    // deno-lint-ignore no-explicit-any
-    const daemonSet = only(manifests, "DaemonSet", "ha-controller") as any;
-    for (const [k, v] of Object.entries(monitor.spec.selector.matchLabels)) {
-      assert.equal(daemonSet.spec.template.metadata.labels[k], v);
-    }
-    assert.ok(
-      container.ports.some((p: { name: string; containerPort: number }) =>
-        p.name === "metrics" && p.containerPort === 8000
-      ),
-    );
-    assert.equal(spec.hostNetwork, true);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
+  const manifests = await renderOverlay(["pod-monitor", "dry-run"]);
+  const { spec, container } = agentContainer(manifests);
+  assert.deepEqual(container.args.slice(-1), ["--dry-run"]);
+  // deno-lint-ignore no-explicit-any
+  const monitor = only(manifests, "PodMonitor", "ha-controller") as any;
+  assert.deepEqual(monitor.spec.podMetricsEndpoints, [{ port: "metrics", path: "/metrics" }]);
+  // deno-lint-ignore no-explicit-any
+  const daemonSet = only(manifests, "DaemonSet", "ha-controller") as any;
+  for (const [k, v] of Object.entries(monitor.spec.selector.matchLabels)) {
+    assert.equal(daemonSet.spec.template.metadata.labels[k], v);
   }
+  assert.ok(
+    container.ports.some((p: { name: string; containerPort: number }) =>
+      p.name === "metrics" && p.containerPort === 8000
+    ),
+  );
+  assert.equal(spec.hostNetwork, true);
 });

@@ -8,7 +8,7 @@
 // js-yaml comes with @kubernetes/client-node; its own loadAllYaml turns
 // objects into client-node model classes, which the tests do not want.
 import yaml from "js-yaml";
-import { helmPath, kubectlPath } from "../tools/mod.ts";
+import { helmPath, kubectlPath, type ProgramRun, runProgram } from "../tools/mod.ts";
 
 /** The kustomize base. */
 export const kustomizeDir = new URL("../../deploy/kustomize", import.meta.url).pathname;
@@ -42,6 +42,31 @@ export async function renderKustomize(dir: string = kustomizeDir): Promise<Manif
   return yaml.loadAll(new TextDecoder().decode(output.stdout)) as Manifest[];
 }
 
+/**
+ * `kubectl kustomize` of an overlay of the base with `components` (e.g.
+ * `["pod-monitor", "dry-run"]`), written beside the base as a user would
+ * write one (kustomize wants relative paths), and removed again.
+ */
+export async function renderOverlay(components: string[]): Promise<Manifest[]> {
+  const dir = await Deno.makeTempDir({ dir: `${kustomizeDir}/..`, prefix: ".overlay-" });
+  const base = `../${kustomizeDir.split("/").at(-1)}`;
+  try {
+    await Deno.writeTextFile(
+      `${dir}/kustomization.yaml`,
+      [
+        "apiVersion: kustomize.config.k8s.io/v1beta1",
+        "kind: Kustomization",
+        `resources: [${base}]`,
+        `components: [${components.map((c) => `${base}/components/${c}`).join(", ")}]`,
+        "",
+      ].join("\n"),
+    );
+    return await renderKustomize(dir);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
 /** The one object of `kind` (and `name`, when given); throws when there is not exactly one. */
 export function only(manifests: Manifest[], kind: string, name?: string): Manifest {
   const found = manifests.filter((m) =>
@@ -61,23 +86,15 @@ export function rulesOf(role: Manifest): Rule[] {
 /** The chart. */
 export const chartDir = new URL("../../deploy/charts/ha-controller", import.meta.url).pathname;
 
-/** What a helm run printed. */
-export interface HelmRun {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
 /**
  * Runs the pinned helm with `args`, with its home, cache, config and data
  * folders in a fresh temporary folder (nothing of the user's helm setup is
  * read or written) and no network: the chart has no dependencies.
  */
-export async function runHelm(args: string[], stdin?: string): Promise<HelmRun> {
+export async function runHelm(args: string[], stdin?: string): Promise<ProgramRun> {
   const home = await Deno.makeTempDir({ prefix: "helm-home-" });
   try {
-    const child = new Deno.Command(await helmPath(), {
-      args,
+    return await runProgram(await helmPath(), args, {
       clearEnv: true,
       env: {
         HOME: home,
@@ -85,21 +102,8 @@ export async function runHelm(args: string[], stdin?: string): Promise<HelmRun> 
         HELM_CONFIG_HOME: `${home}/config`,
         HELM_DATA_HOME: `${home}/data`,
       },
-      stdin: stdin === undefined ? "null" : "piped",
-      stdout: "piped",
-      stderr: "piped",
-    }).spawn();
-    if (stdin !== undefined) {
-      const writer = child.stdin.getWriter();
-      await writer.write(new TextEncoder().encode(stdin));
-      await writer.close();
-    }
-    const output = await child.output();
-    return {
-      code: output.code,
-      stdout: new TextDecoder().decode(output.stdout),
-      stderr: new TextDecoder().decode(output.stderr),
-    };
+      stdin,
+    });
   } finally {
     await Deno.remove(home, { recursive: true });
   }
@@ -110,7 +114,7 @@ export async function runHelm(args: string[], stdin?: string): Promise<HelmRun> 
  * `values` (JSON, which is YAML, so every value keeps its type) over the
  * chart's defaults, as `helm install` would render it.
  */
-export function helmTemplate(values: Record<string, unknown> = {}): Promise<HelmRun> {
+export function helmTemplate(values: Record<string, unknown> = {}): Promise<ProgramRun> {
   return runHelm(
     ["template", "ha-controller", chartDir, "--namespace", "ha-controller", "--values", "-"],
     JSON.stringify(values),

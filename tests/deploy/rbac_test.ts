@@ -232,7 +232,15 @@ Deno.test(
       await waitFor(
         () => server.forbidden().some((r) => refused(r) === name),
         30_000,
-        `a 403 for ${name}`,
+        () =>
+          `a 403 for ${name}; agent requests since the roles changed:\n${
+            server.requests.filter((r) => r.user?.startsWith("system:serviceaccount:"))
+              .map((r) => `${r.method} ${r.path} → ${r.status}`).join("\n")
+          }\n${
+            cluster.nodes.map((n) =>
+              `agent on ${n}:\n${cluster.agent(n)?.stderr().split("\n").slice(-15).join("\n")}`
+            ).join("\n")
+          }`,
       );
       assert.deepEqual([...new Set(server.forbidden().map(refused))], [name]);
       proven.add(name);

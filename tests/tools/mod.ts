@@ -104,17 +104,55 @@ async function isExecutable(path: string): Promise<boolean> {
   }
 }
 
+/** What a finished program printed, and its exit code. */
+export interface ProgramRun {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** Options of {@linkcode runProgram}. */
+export interface RunOptions {
+  /** The environment; with `clearEnv`, the whole environment. */
+  env?: Record<string, string>;
+  /** Start from an empty environment (default false). */
+  clearEnv?: boolean;
+  /** Text written to the program's standard input (default: none, stdin is /dev/null). */
+  stdin?: string;
+}
+
+/** Runs `program` to its end and returns its exit code and output as text. */
+export async function runProgram(
+  program: string,
+  args: string[],
+  options: RunOptions = {},
+): Promise<ProgramRun> {
+  const child = new Deno.Command(program, {
+    args,
+    env: options.env,
+    clearEnv: options.clearEnv,
+    stdin: options.stdin === undefined ? "null" : "piped",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  if (options.stdin !== undefined) {
+    const writer = child.stdin.getWriter();
+    await writer.write(new TextEncoder().encode(options.stdin));
+    await writer.close();
+  }
+  const output = await child.output();
+  return {
+    code: output.code,
+    stdout: new TextDecoder().decode(output.stdout),
+    stderr: new TextDecoder().decode(output.stderr),
+  };
+}
+
 /** The first line `tool` prints of its own version. */
 export async function toolVersion(tool: Tool): Promise<string> {
   const args = tool === "kubectl" ? ["version", "--client"] : ["version", "--short"];
-  const output = await new Deno.Command(await toolPath(tool), {
-    args,
-    stdout: "piped",
-    stderr: "piped",
-    env: { HOME: "/nonexistent" },
-  }).output();
-  const text = new TextDecoder().decode(output.success ? output.stdout : output.stderr);
-  return text.split("\n")[0].trim();
+  const run = await runProgram(await toolPath(tool), args, { env: { HOME: "/nonexistent" } });
+  return (run.code === 0 ? run.stdout : run.stderr).split("\n")[0].trim();
 }
 
 if (import.meta.main) {
