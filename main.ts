@@ -10,11 +10,15 @@
 import "./lib/quiet.ts";
 import { helpText, parseCommandLine, UsageError, usageHint } from "./lib/cli.ts";
 import { runAgent, runStatus } from "./lib/agent.ts";
+import { KubeConfigError } from "./lib/kube/client.ts";
 import { setupLogging } from "./lib/log.ts";
 import { version } from "./lib/version.ts";
 
-/** Read an environment variable the permissions may not allow; undefined then. */
+/** Read an environment variable the permissions may not allow; undefined then, never a prompt. */
 function env(name: string): string | undefined {
+  if (Deno.permissions.querySync({ name: "env", variable: name }).state !== "granted") {
+    return undefined;
+  }
   try {
     return Deno.env.get(name);
   } catch {
@@ -25,7 +29,7 @@ function env(name: string): string | undefined {
 async function main(args: string[]): Promise<number> {
   let parsed;
   try {
-    parsed = parseCommandLine(args, { NODE_NAME: env("NODE_NAME"), KUBECONFIG: env("KUBECONFIG") });
+    parsed = parseCommandLine(args, { NODE_NAME: env("NODE_NAME") });
   } catch (err) {
     if (err instanceof UsageError) {
       console.error(`ha-controller: ${err.message} (${usageHint})`);
@@ -33,19 +37,28 @@ async function main(args: string[]): Promise<number> {
     }
     throw err;
   }
-  switch (parsed.command) {
-    case "help":
-      console.log(helpText());
-      return 0;
-    case "version":
-      console.log(`ha-controller ${version}`);
-      return 0;
-    case "status":
-      setupLogging(parsed.options.logFormat, parsed.options.v);
-      return await runStatus(parsed.options, parsed.output);
-    case "run":
-      setupLogging(parsed.options.logFormat, parsed.options.v);
-      return await runAgent(parsed.options);
+  try {
+    switch (parsed.command) {
+      case "help":
+        console.log(helpText());
+        return 0;
+      case "version":
+        console.log(`ha-controller ${version}`);
+        return 0;
+      case "status":
+        setupLogging(parsed.options.logFormat, parsed.options.v);
+        return await runStatus(parsed.options, parsed.output);
+      case "run":
+        setupLogging(parsed.options.logFormat, parsed.options.v);
+        return await runAgent(parsed.options);
+    }
+  } catch (err) {
+    // Like a bad flag: the user's to fix before anything ran, one line, exit 2.
+    if (err instanceof KubeConfigError) {
+      console.error(`ha-controller: ${err.message}`);
+      return 2;
+    }
+    throw err;
   }
 }
 

@@ -18,6 +18,7 @@ import {
   slimNode,
   type WriteOutcome,
 } from "./kube/mod.ts";
+import { KubeConfigError } from "./kube/client.ts";
 import { type Log, logger } from "./log.ts";
 import { AgentLoop, type ClusterView } from "./loop.ts";
 import { createAgentMetrics, setHeldBack, updateDrbdMetrics } from "./metrics.ts";
@@ -101,7 +102,11 @@ async function confirmNotPaused(client: KubeClient, nodeName: string): Promise<s
   }
 }
 
-/** Run the agent until SIGTERM/SIGINT or `signal`. Returns the exit code. */
+/**
+ * Run the agent until SIGTERM/SIGINT or `signal`. Returns the exit code.
+ *
+ * @throws {KubeConfigError} when no usable Kubernetes configuration is found.
+ */
 export async function runAgent(
   options: Options,
   signal?: AbortSignal,
@@ -113,6 +118,8 @@ export async function runAgent(
   try {
     client = await connect(options, (verb, code) => metrics.apiRequests.inc({ verb, code }));
   } catch (err) {
+    // main.ts prints configuration problems as one line and exits with 2.
+    if (err instanceof KubeConfigError) throw err;
     log.error(errorMessage(err));
     return 1;
   }
@@ -120,7 +127,7 @@ export async function runAgent(
     `${programName} ${version} starting on node ${options.nodeName}${
       options.dryRun ? " in dry-run mode" : ""
     }`,
-    { server: client.server },
+    { server: client.server, config: client.source },
   );
   const stop = new AbortController();
   signal?.addEventListener("abort", () => stop.abort());
@@ -226,13 +233,19 @@ export async function runAgent(
   return 0;
 }
 
-/** Sample DRBD and the cluster once, print what the agent sees and would do. */
+/**
+ * Sample DRBD and the cluster once, print what the agent sees and would do.
+ *
+ * @throws {KubeConfigError} when no usable Kubernetes configuration is found.
+ */
 export async function runStatus(options: Options, output: OutputFormat): Promise<number> {
   const log: Log = logger("status");
   let client: KubeClient;
   try {
     client = await connect(options);
   } catch (err) {
+    // main.ts prints configuration problems as one line and exits with 2.
+    if (err instanceof KubeConfigError) throw err;
     log.error(errorMessage(err));
     return 1;
   }

@@ -148,7 +148,8 @@ const flagSpecs: readonly FlagSpec[] = [
     name: "kubeconfig",
     kind: "string",
     value: "path",
-    default: "$KUBECONFIG, else in-cluster config",
+    // Looked up when connecting, as kubectl does: lib/kube/client.ts locateKubeConfig.
+    default: "$KUBECONFIG, ~/.kube/config, then in-cluster",
     description: "Path of a kubeconfig file",
     target: "kubeconfig",
     expected: "a file path",
@@ -234,7 +235,9 @@ const specsByName: ReadonlyMap<string, FlagSpec> = new Map(
  * Flags take `--name=value` or `--name value`; boolean flags take no value or
  * `--name=true` / `--name=false`. The command (`run`, the default, or
  * `status`) may stand before, between or after the flags. `env` supplies
- * NODE_NAME and KUBECONFIG defaults.
+ * the NODE_NAME default. `options.kubeconfig` is the `--kubeconfig` path or
+ * empty: `$KUBECONFIG`, `~/.kube/config` and the in-cluster config are looked
+ * up when connecting, where the Deno permissions are known.
  *
  * @throws {UsageError} on an unknown flag, a bad or missing value, an unknown
  *   command, an extra argument, `--output` without `status`, or a missing node name.
@@ -269,7 +272,6 @@ export function parseCommandLine(
   let output: OutputFormat = "table";
   let outputGiven = false;
   let nodeNameGiven = false;
-  let kubeconfigGiven = false;
   let help = false;
   let showVersion = false;
   let command: "run" | "status" | undefined;
@@ -332,10 +334,6 @@ export function parseCommandLine(
         options.nodeName = value;
         nodeNameGiven = true;
         break;
-      case "kubeconfig":
-        options.kubeconfig = value;
-        kubeconfigGiven = true;
-        break;
       default:
         setOption(options, spec.target, parsed);
     }
@@ -349,7 +347,6 @@ export function parseCommandLine(
     throw new UsageError("flag --output only applies to the status command");
   }
   if (!nodeNameGiven) options.nodeName = env["NODE_NAME"] ?? "";
-  if (!kubeconfigGiven) options.kubeconfig = env["KUBECONFIG"] ?? "";
   if (options.nodeName === "") {
     throw new UsageError(
       "missing node name: set the flag --node-name or the environment variable NODE_NAME",

@@ -1,19 +1,21 @@
 /**
  * The one HTTP path to the Kubernetes API.
  *
- * `@kubernetes/client-node` loads the kubeconfig (file, KUBECONFIG or
- * in-cluster service account) and computes TLS material and auth headers;
- * requests and watches go through Deno's own `fetch` with a
- * `Deno.createHttpClient` for the cluster CA. client-node's own Watch is not
- * used: under Deno its abort and dead-server detection do not work
- * (see the README), and one request path lets every call be timed out and
- * counted the same way.
+ * The kubeconfig is looked up as kubectl does (see {@link locateKubeConfig}):
+ * `--kubeconfig`, else `$KUBECONFIG`, else `~/.kube/config`, else the
+ * in-cluster service account. `@kubernetes/client-node` parses it and
+ * computes TLS material and auth headers; requests and watches go through
+ * Deno's own `fetch` with a `Deno.createHttpClient` for the cluster CA.
+ * client-node's own Watch is not used: under Deno its abort and dead-server
+ * detection do not work (see the README), and one request path lets every
+ * call be timed out and counted the same way.
  *
  * @module
  */
 
 import { KubeConfig } from "@kubernetes/client-node";
 import type https from "node:https";
+import { delimiter, dirname } from "node:path";
 import { errorMessage } from "../errors.ts";
 
 // Kept here too while callers still import it from the Kubernetes edge.
@@ -66,6 +68,284 @@ export class ApiError extends Error {
   }
 }
 
+/**
+ * A Kubernetes configuration that cannot be found or used. The message is one
+ * line meant for the user: what was tried or what is wrong, and how to fix it.
+ * `main.ts` prints it and exits with 2, as for a bad flag.
+ */
+export class KubeConfigError extends Error {
+  /** Builds the error from its one-line message. */
+  constructor(message: string) {
+    super(message);
+    this.name = "KubeConfigError";
+  }
+}
+
+/** The directory of the service-account files every pod is given. */
+export const serviceAccountDir = "/var/run/secrets/kubernetes.io/serviceaccount";
+
+/** The service-account token; without it this process is not in a cluster. */
+export const serviceAccountTokenPath = `${serviceAccountDir}/token`;
+
+/** An environment variable as this process may see it. */
+export type EnvLookup =
+  /** The Deno permissions hide it (not in `--allow-env`, or `--ignore-env`). */
+  | { hidden: true }
+  /** Visible; `value` is undefined when the variable is unset. */
+  | { hidden: false; value: string | undefined };
+
+/** Whether a file is there, as far as this process may know: "denied" when it may not read it. */
+export type FileLookup = "present" | "missing" | "denied";
+
+/** What the kubeconfig lookup sees of the process: its environment and its files. */
+export interface KubeConfigHost {
+  /** Look up an environment variable. */
+  env(name: string): EnvLookup;
+  /** Look up a file. */
+  file(path: string): FileLookup;
+}
+
+/**
+ * This process, asked the way that never prompts: the Deno permissions are
+ * queried first, and whatever they do not grant counts as hidden or denied.
+ */
+export const processHost: KubeConfigHost = { env: lookupEnv, file: lookupFile };
+
+function lookupEnv(name: string): EnvLookup {
+  if (Deno.permissions.querySync({ name: "env", variable: name }).state !== "granted") {
+    return { hidden: true };
+  }
+  try {
+    return { hidden: false, value: Deno.env.get(name) };
+  } catch {
+    return { hidden: true };
+  }
+}
+
+function lookupFile(path: string): FileLookup {
+  if (Deno.permissions.querySync({ name: "read", path }).state !== "granted") return "denied";
+  try {
+    Deno.statSync(path);
+    return "present";
+  } catch (err) {
+    if (err instanceof Deno.errors.NotFound) return "missing";
+    if (err instanceof Deno.errors.NotCapable) return "denied";
+    // Something else (a directory in the way, ...): reading it will say what.
+    return "present";
+  }
+}
+
+/** Where the Kubernetes configuration comes from. */
+export type KubeConfigSource =
+  /** Kubeconfig files, merged in order as kubectl does; `via` says how they were found. */
+  | { kind: "files"; files: string[]; via: "--kubeconfig" | "$KUBECONFIG" | "~/.kube/config" }
+  /** The pod's service account and KUBERNETES_SERVICE_HOST / KUBERNETES_SERVICE_PORT. */
+  | { kind: "in-cluster" };
+
+const localTaskHint = "outside a cluster use 'deno task local'";
+
+/**
+ * Find the Kubernetes configuration in kubectl's order: the `--kubeconfig`
+ * path (`flag`, unless empty), else the existing files of `$KUBECONFIG` (a
+ * `:`-separated list; missing entries are skipped), else `~/.kube/config`,
+ * else the in-cluster service account (its token file plus
+ * KUBERNETES_SERVICE_HOST and KUBERNETES_SERVICE_PORT).
+ *
+ * A variable or file that the Deno permissions hide counts as absent and is
+ * never asked for, so nothing prompts and nothing crashes. The production
+ * permissions (`deno task start`, the compiled binary) expose neither
+ * KUBECONFIG nor HOME and read only the service-account directory, so in the
+ * DaemonSet the lookup always ends at the in-cluster config.
+ *
+ * @throws {KubeConfigError} when the `--kubeconfig` file or a `$KUBECONFIG`
+ *   file is missing or may not be read, when `$KUBECONFIG` names no existing
+ *   file, or when nothing is found; the message lists every place tried.
+ */
+export function locateKubeConfig(
+  flag: string,
+  host: KubeConfigHost = processHost,
+): KubeConfigSource {
+  if (flag !== "") {
+    const state = host.file(flag);
+    if (state === "denied") throw readDenied(flag, "--kubeconfig");
+    if (state === "missing") throw notFound(flag, "--kubeconfig");
+    return { kind: "files", files: [flag], via: "--kubeconfig" };
+  }
+
+  const tried = ["--kubeconfig not given"];
+  // What the permissions would have to allow for the places they hid.
+  const hiddenEnv: string[] = [];
+  const hiddenFiles: string[] = [];
+
+  const kubeconfigEnv = host.env("KUBECONFIG");
+  const listed = kubeconfigEnv.hidden
+    ? []
+    : (kubeconfigEnv.value ?? "").split(delimiter).filter((path) => path !== "");
+  if (kubeconfigEnv.hidden) {
+    tried.push("$KUBECONFIG not visible (needs --allow-env=KUBECONFIG)");
+    hiddenEnv.push("KUBECONFIG");
+  } else if (listed.length === 0) {
+    tried.push("$KUBECONFIG not set");
+  } else {
+    const files: string[] = [];
+    for (const path of listed) {
+      const state = host.file(path);
+      if (state === "denied") throw readDenied(path, "$KUBECONFIG");
+      if (state === "present") files.push(path);
+    }
+    if (files.length === 0) {
+      throw new KubeConfigError(
+        `$KUBECONFIG names no existing file (${listed.join(delimiter)}): ` +
+          "correct or unset it, or pass --kubeconfig FILE",
+      );
+    }
+    return { kind: "files", files, via: "$KUBECONFIG" };
+  }
+
+  const home = host.env("HOME");
+  if (home.hidden) {
+    tried.push("~/.kube/config not tried ($HOME not visible, needs --allow-env=HOME)");
+    hiddenEnv.push("HOME");
+  } else if (!home.value) {
+    tried.push("~/.kube/config not tried ($HOME not set)");
+  } else {
+    const path = `${home.value.replace(/\/+$/, "")}/.kube/config`;
+    const state = host.file(path);
+    if (state === "present") return { kind: "files", files: [path], via: "~/.kube/config" };
+    if (state === "denied") {
+      tried.push(`~/.kube/config (${path}) not readable (needs --allow-read=${path})`);
+      hiddenFiles.push(path);
+    } else {
+      tried.push(`~/.kube/config (${path}) not found`);
+    }
+  }
+
+  const token = host.file(serviceAccountTokenPath);
+  if (token === "denied") {
+    tried.push(`in-cluster config not readable (needs --allow-read=${serviceAccountDir})`);
+    hiddenFiles.push(serviceAccountDir);
+  } else if (token === "missing") {
+    tried.push(`not in a cluster (no ${serviceAccountTokenPath})`);
+  } else {
+    const problem = inClusterEnvProblem(host);
+    if (problem === undefined) return { kind: "in-cluster" };
+    tried.push(problem.text);
+    hiddenEnv.push(...problem.hidden);
+  }
+
+  const allow = [
+    hiddenEnv.length > 0 ? `--allow-env=${hiddenEnv.join(",")}` : "",
+    hiddenFiles.length > 0 ? `--allow-read=${hiddenFiles.join(",")}` : "",
+  ].filter((flag) => flag !== "").join(" ");
+  const fix = allow === ""
+    ? "pass --kubeconfig FILE"
+    : `${localTaskHint}, or add ${allow} to the Deno permissions`;
+  throw new KubeConfigError(`no Kubernetes configuration: ${tried.join(", ")}; ${fix}`);
+}
+
+const inClusterEnv = ["KUBERNETES_SERVICE_HOST", "KUBERNETES_SERVICE_PORT"];
+
+/** Why the in-cluster address is unknown, or undefined when both variables are set. */
+function inClusterEnvProblem(
+  host: KubeConfigHost,
+): { text: string; hidden: string[] } | undefined {
+  for (const name of inClusterEnv) {
+    const value = host.env(name);
+    if (value.hidden) {
+      return {
+        text: `in-cluster config not usable (${name} not visible, needs --allow-env=${
+          inClusterEnv.join(",")
+        })`,
+        hidden: inClusterEnv,
+      };
+    }
+    if (!value.value) return { text: `not in a cluster (${name} not set)`, hidden: [] };
+  }
+  return undefined;
+}
+
+function readDenied(path: string, via: string): KubeConfigError {
+  return new KubeConfigError(
+    `kubeconfig ${path} (${via}) may not be read with these Deno permissions; ` +
+      `${localTaskHint}, or add --allow-read=${path} and --allow-net for its API server`,
+  );
+}
+
+function notFound(path: string, via: string): KubeConfigError {
+  return new KubeConfigError(`kubeconfig ${path} (${via}) does not exist`);
+}
+
+/** How messages name a configuration source. */
+export function describeKubeConfigSource(source: KubeConfigSource): string {
+  if (source.kind === "in-cluster") return "the in-cluster service account";
+  return `kubeconfig ${source.files.join(delimiter)} (${source.via})`;
+}
+
+/**
+ * Read and parse the configuration `source` names; several files are merged
+ * as kubectl does (the first file to set a name or the current context wins).
+ *
+ * @throws {KubeConfigError} when a file is missing, unreadable, empty or not a kubeconfig.
+ */
+export function loadKubeConfig(source: KubeConfigSource): KubeConfig {
+  if (source.kind === "in-cluster") {
+    const kc = new KubeConfig();
+    try {
+      kc.loadFromCluster();
+    } catch (err) {
+      throw new KubeConfigError(`cannot load the in-cluster service account: ${firstLine(err)}`);
+    }
+    return kc;
+  }
+  const [first, ...rest] = source.files.map((file) => readKubeConfigFile(file, source.via));
+  for (const later of rest) mergeKubeConfig(first, later);
+  return first;
+}
+
+function readKubeConfigFile(path: string, via: string): KubeConfig {
+  let text: string;
+  try {
+    text = Deno.readTextFileSync(path);
+  } catch (err) {
+    if (err instanceof Deno.errors.NotFound) throw notFound(path, via);
+    if (err instanceof Deno.errors.NotCapable) throw readDenied(path, via);
+    // Deno ends the message with the operation and the path, which is already named.
+    const reason = firstLine(err).replace(/: \w+ '[^']*'$/, "");
+    throw new KubeConfigError(`cannot read kubeconfig ${path} (${via}): ${reason}`);
+  }
+  if (text.trim() === "") throw new KubeConfigError(`kubeconfig ${path} (${via}) is empty`);
+  const kc = new KubeConfig();
+  try {
+    kc.loadFromString(text);
+    kc.makePathsAbsolute(dirname(path));
+  } catch (err) {
+    throw new KubeConfigError(
+      `kubeconfig ${path} (${via}) is not a valid kubeconfig: ${firstLine(err)}`,
+    );
+  }
+  return kc;
+}
+
+function mergeKubeConfig(into: KubeConfig, later: KubeConfig): void {
+  if (!into.currentContext) into.currentContext = later.currentContext;
+  into.clusters = mergeNamed(into.clusters, later.clusters);
+  into.users = mergeNamed(into.users, later.users);
+  into.contexts = mergeNamed(into.contexts, later.contexts);
+}
+
+function mergeNamed<T extends { name: string }>(first: T[] | undefined, later: T[] | undefined) {
+  const merged = [...(first ?? [])];
+  for (const entry of later ?? []) {
+    if (!merged.some((known) => known.name === entry.name)) merged.push(entry);
+  }
+  return merged;
+}
+
+/** The first line of an error's message: YAML errors append an excerpt of the file. */
+function firstLine(err: unknown): string {
+  return errorMessage(err).split("\n")[0].trim();
+}
+
 /** Options of a single request. */
 export interface RequestOptions {
   /** Query parameters; undefined values are left out. */
@@ -82,7 +362,7 @@ export interface RequestOptions {
 
 /** How the client reaches the API server. */
 export interface ClientOptions {
-  /** Path of a kubeconfig; empty: in-cluster config. */
+  /** The `--kubeconfig` path; empty: look the configuration up as {@link locateKubeConfig} does. */
   kubeconfig: string;
   /** Default timeout for non-watch requests in ms; 0 means none. */
   requestTimeoutMs: number;
@@ -96,6 +376,8 @@ const authRefreshMs = 60_000;
 export class KubeClient {
   /** Base URL, without a trailing slash. */
   readonly server: string;
+  /** Where the configuration came from, e.g. `kubeconfig /root/.kube/config (~/.kube/config)`. */
+  readonly source: string;
   readonly #kc: KubeConfig;
   readonly #http: Deno.HttpClient | undefined;
   readonly #requestTimeoutMs: number;
@@ -107,60 +389,80 @@ export class KubeClient {
     kc: KubeConfig,
     server: string,
     http: Deno.HttpClient | undefined,
+    source: string,
     options: ClientOptions,
   ) {
     this.#kc = kc;
     this.server = server;
+    this.source = source;
     this.#http = http;
     this.#requestTimeoutMs = options.requestTimeoutMs;
     this.#observe = options.observe ?? (() => {});
   }
 
   /**
-   * Load the configuration and prepare TLS. Throws an Error with a clear
-   * message when no configuration can be found or it is unusable.
+   * Find and load the configuration ({@link locateKubeConfig}), check that the
+   * Deno permissions allow connecting to its server, and prepare TLS and
+   * authentication.
+   *
+   * @throws {KubeConfigError} when no configuration is found or it cannot be
+   *   used; the message is one line that says what to fix.
    */
   static async connect(options: ClientOptions): Promise<KubeClient> {
-    const kc = new KubeConfig();
-    const file = options.kubeconfig;
-    try {
-      if (file) kc.loadFromFile(file);
-      else kc.loadFromCluster();
-    } catch (err) {
-      throw new Error(
-        `Cannot load the Kubernetes configuration from ${
-          file ? `kubeconfig ${file}` : "the in-cluster service account"
-        }: ${errorMessage(err)}`,
-      );
-    }
+    const source = locateKubeConfig(options.kubeconfig);
+    const what = describeKubeConfigSource(source);
+    const kc = loadKubeConfig(source);
     const cluster = kc.getCurrentCluster();
     if (!cluster?.server) {
-      throw new Error(
-        file
-          ? `Kubeconfig ${file} has no current cluster with a server address`
-          : "Not running in a cluster: KUBERNETES_SERVICE_HOST is not set; use --kubeconfig",
-      );
+      throw new KubeConfigError(`${what} has no current context with a cluster server address`);
     }
     const server = cluster.server.replace(/\/+$/, "");
-    const tls: https.RequestOptions = {};
-    await kc.applyToHTTPSOptions(tls);
-    let http: Deno.HttpClient | undefined;
-    if (server.startsWith("https:")) {
-      if (cluster.skipTLSVerify) {
-        throw new Error(
-          "insecure-skip-tls-verify is not supported for https servers: give the cluster CA instead",
-        );
-      }
-      const caCerts = tls.ca ? [pem(tls.ca)] : undefined;
-      const cert = tls.cert ? pem(tls.cert) : undefined;
-      const key = tls.key ? pem(tls.key) : undefined;
-      http = cert && key
-        ? Deno.createHttpClient({ caCerts, cert, key })
-        : Deno.createHttpClient({ caCerts });
+    let url: URL;
+    try {
+      url = new URL(server);
+    } catch {
+      throw new KubeConfigError(`${what} has an invalid server address "${cluster.server}"`);
     }
-    const client = new KubeClient(kc, server, http, options);
-    await client.#authHeaders();
-    return client;
+    // Asked before the first request: a denied fetch would only surface as
+    // "fetch failed" on every retry (and may prompt on a terminal).
+    const hostPort = `${url.hostname}:${url.port || (url.protocol === "http:" ? "80" : "443")}`;
+    if (Deno.permissions.querySync({ name: "net", host: hostPort }).state !== "granted") {
+      throw new KubeConfigError(
+        `the Deno permissions do not allow connecting to the API server ${hostPort} of ${what}; ` +
+          (source.kind === "in-cluster"
+            ? `add --allow-net=${hostPort}`
+            : `${localTaskHint}, or add --allow-net=${hostPort}`),
+      );
+    }
+    if (url.protocol === "https:" && cluster.skipTLSVerify) {
+      throw new KubeConfigError(
+        `${what} sets insecure-skip-tls-verify, which is not supported for https servers: ` +
+          "give the cluster CA instead",
+      );
+    }
+    try {
+      const tls: https.RequestOptions = {};
+      await kc.applyToHTTPSOptions(tls);
+      let http: Deno.HttpClient | undefined;
+      if (url.protocol === "https:") {
+        const caCerts = tls.ca ? [pem(tls.ca)] : undefined;
+        const cert = tls.cert ? pem(tls.cert) : undefined;
+        const key = tls.key ? pem(tls.key) : undefined;
+        http = cert && key
+          ? Deno.createHttpClient({ caCerts, cert, key })
+          : Deno.createHttpClient({ caCerts });
+      }
+      const client = new KubeClient(kc, server, http, what, options);
+      await client.#authHeaders();
+      return client;
+    } catch (err) {
+      // A CA, client certificate or token file the kubeconfig names, an exec
+      // plugin that fails, a certificate Deno cannot use.
+      const hint = err instanceof Deno.errors.NotCapable && source.kind !== "in-cluster"
+        ? `; ${localTaskHint}`
+        : "";
+      throw new KubeConfigError(`cannot use ${what}: ${firstLine(err)}${hint}`);
+    }
   }
 
   /** Release the HTTP client. */

@@ -139,9 +139,10 @@ Deno.test("the node name comes from --node-name, else NODE_NAME", () => {
   assert.equal(parseRun(["--node-name", "from-flag"], {}).options.nodeName, "from-flag");
 });
 
-Deno.test("the kubeconfig comes from --kubeconfig, else KUBECONFIG, else in-cluster", () => {
+Deno.test("the kubeconfig option is the --kubeconfig path; $KUBECONFIG is looked up when connecting", () => {
   assert.equal(parseRun([], { NODE_NAME: "n" }).options.kubeconfig, "");
-  assert.equal(parseRun([], { NODE_NAME: "n", KUBECONFIG: "/k" }).options.kubeconfig, "/k");
+  // tests/kube/kubeconfig_test.ts covers $KUBECONFIG, ~/.kube/config and in-cluster.
+  assert.equal(parseRun([], { NODE_NAME: "n", KUBECONFIG: "/k" }).options.kubeconfig, "");
   assert.equal(
     parseRun(["--kubeconfig=/flag"], { NODE_NAME: "n", KUBECONFIG: "/k" }).options.kubeconfig,
     "/flag",
@@ -377,7 +378,7 @@ Deno.test("flagDefinitions cover every option, and show its default", () => {
     "fail-over-unsafe-pods": "false",
     "grace-period-seconds": "10",
     "health-bind-address": ":8000",
-    "kubeconfig": "$KUBECONFIG, else in-cluster config",
+    "kubeconfig": "$KUBECONFIG, ~/.kube/config, then in-cluster",
     "log-format": "text",
     "node-name": "$NODE_NAME",
     "operations-timeout": "1m0s",

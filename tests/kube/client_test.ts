@@ -52,6 +52,6 @@ Deno.test("a request the server never answers times out with a clear message", a
 Deno.test("a missing kubeconfig is one clear error", async () => {
   await assert.rejects(
     KubeClient.connect({ kubeconfig: "/nonexistent/kubeconfig", requestTimeoutMs: 0 }),
-    /^Error: Cannot load the Kubernetes configuration from kubeconfig \/nonexistent\/kubeconfig: /,
+    /^KubeConfigError: kubeconfig \/nonexistent\/kubeconfig \(--kubeconfig\) does not exist$/,
   );
 });
