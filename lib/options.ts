@@ -12,7 +12,7 @@ export type LogFormat = "text" | "json";
 export interface Options {
   /** Kubernetes node this agent runs on (default: env NODE_NAME). */
   nodeName: string;
-  /** Path of a kubeconfig file; empty means KUBECONFIG, then in-cluster config. */
+  /** Path of a kubeconfig file (--kubeconfig); empty means the lookup of lib/kube/client.ts. */
   kubeconfig: string;
   /** Full DRBD resync period (fresh `events2 --now` and `show --json`). */
   drbdStatusInterval: number;
