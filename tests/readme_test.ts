@@ -46,3 +46,29 @@ Deno.test("README permission table matches the start task's flags", async () => 
   const documented = rows.map(([flag, value]) => value ? `${flag}=${value}` : flag).sort();
   assert.deepEqual(documented, [...flags].sort());
 });
+
+Deno.test("CI runs exactly the README's two commands, plus the drbd-utils install it describes", async () => {
+  const quickStart = readme.slice(readme.indexOf("## Quick start"), readme.indexOf("## Install"));
+  const testBlock = /The test suite, which CI runs[\s\S]*?```sh\n([\s\S]*?)```/.exec(quickStart);
+  assert.ok(testBlock, "the Quick start shows the test commands");
+  const commands = testBlock[1].split("\n").map((line) => line.replace(/#.*/, "").trim())
+    .filter((line) => line !== "");
+  assert.deepEqual(commands, ["npm ci", "npx deno task test"]);
+  // The commands .ci/run runs: every line that is not a comment, a shell setting or a control
+  // line of the drbd-utils block.
+  const ci = await Deno.readTextFile(`${repo}.ci/run`);
+  const steps = ci.split("\n").map((line) => line.trim())
+    .filter((line) => /^(npm|npx|apt-get|\{ apt-get)\b/.test(line));
+  // Without options, so that quiet flags may change.
+  const words = (line: string) => line.split(/\s+/).filter((w) => !w.startsWith("-")).join(" ");
+  assert.deepEqual(steps.map(words), [
+    "npm ci",
+    "{ apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install \\",
+    "npx deno task test",
+  ]);
+  assert.match(ci, /install -y -qq\s*\\\n\s*--no-install-recommends drbd-utils/);
+  assert.match(
+    readme,
+    /`\.ci\/run` is `npm ci`, then \(as root with `apt-get`\) Debian's\s+`drbd-utils`/,
+  );
+});
