@@ -153,7 +153,8 @@ Deno.test("a cycle that throws is logged and the loop goes on", async () => {
 
 Deno.test("the loop decides again when a timer matures, not a whole reconcile interval later", async () => {
   const { calls, actuators } = recordingActuators();
-  const opts = options({ failOverTimeout: 200, reconcileInterval: 60_000 });
+  // An hour's reconcile interval: far beyond the (scaled) deadline below.
+  const opts = options({ failOverTimeout: 200, reconcileInterval: 3_600_000 });
   const scene = failOverScene();
   const { nodeName: _n, drbd: _d, peers, ...cluster } = scene;
   const loop = new AgentLoop({
@@ -168,7 +169,7 @@ Deno.test("the loop decides again when a timer matures, not a whole reconcile in
   loop.wake();
   const running = loop.run(stop.signal);
   try {
-    // With a 60 s reconcile interval, only the timer's own wake-up can act within 5 s.
+    // With an hour's reconcile interval, only the timer's own wake-up can act by the deadline.
     await waitFor(() => calls.includes("evict default/app"), 5_000, "fail-over after 200 ms");
   } finally {
     stop.abort();

@@ -47,6 +47,16 @@ Deno.test("node crash: the agent taints the lost node, force-deletes its pod and
   ]);
   try {
     await waitHealthy(agent);
+    // Two decision cycles that ended after the agent was healthy (synced):
+    // one of them started after, and decided on the healthy cluster.
+    const healthyCycles = (await metricValue(agent, "ha_controller_loop_cycle_seconds_count")) ?? 0;
+    await waitFor(
+      async () =>
+        ((await metricValue(agent, "ha_controller_loop_cycle_seconds_count")) ?? 0) >=
+          healthyCycles + 2,
+      10_000,
+      "two decision cycles of the healthy agent",
+    );
     assert.equal(s.server.writes().length, 0, "a healthy cluster causes no write");
 
     markNotReady(s.server, "node-b");
@@ -55,7 +65,7 @@ Deno.test("node crash: the agent taints the lost node, force-deletes its pod and
     await waitFor(
       () => s.server.get("volumeattachments", undefined, "csi-pvc-1-node-b") === undefined,
       20_000,
-      `VolumeAttachment deleted (agent stderr:\n${agent.stderr()})`,
+      () => `VolumeAttachment deleted (agent stderr:\n${agent.stderr()})`,
     );
     const nodeB = s.server.get("nodes", undefined, "node-b") as Obj;
     assert.deepEqual(nodeB.spec.taints, [lostQuorumTaint]);
@@ -130,7 +140,7 @@ Deno.test("dry-run: the same crash prints each intended action once and the serv
     await waitFor(
       () => /would delete volumeattachment csi-pvc-1-node-b/.test(agent.stdout()),
       20_000,
-      `dry-run plan printed (stderr:\n${agent.stderr()})`,
+      () => `dry-run plan printed (stderr:\n${agent.stderr()})`,
     );
     // Let two more decision cycles run: they must not print or write anything new.
     const cycles = (await metricValue(agent, "ha_controller_loop_cycle_seconds_count")) ?? 0;

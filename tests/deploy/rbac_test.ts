@@ -6,12 +6,13 @@
 // path, the fail-over stops there.
 
 import assert from "node:assert/strict";
-import { SimCluster } from "../sim/cluster.ts";
+import { SimCluster, type SimClusterOptions } from "../sim/cluster.ts";
 import { type AgentProcess, spawnAgent } from "../sim/agent_process.ts";
 import type { ApiServer, KubeObject, RequestRecord } from "../sim/apiserver/mod.ts";
 import { pathString } from "../sim/apiserver/objects.ts";
 import { podClaims, taintsOf } from "../sim/controllers/kube_util.ts";
 import { waitFor } from "../helpers.ts";
+import { metricValue } from "../agent/harness.ts";
 import { lostQuorumTaintKey } from "../../lib/names.ts";
 import { type Manifest, only, renderKustomize, type Rule, rulesOf } from "./manifests.ts";
 
@@ -138,12 +139,15 @@ function refused(r: RequestRecord): string {
   return `${m[1]} ${m[3] ? `${m[3]}/` : ""}${m[2]}`;
 }
 
-function startCluster(manifests: Manifest[], agentArgs: string[] = []): Promise<SimCluster> {
+function startCluster(
+  manifests: Manifest[],
+  options: { agentArgs?: string[]; constants?: SimClusterOptions["constants"] } = {},
+): Promise<SimCluster> {
   return SimCluster.start({
     rbac: true,
     // The attach-detach controller notices a deleted VolumeAttachment within a second.
-    constants: { reconcilerSyncDuration: 1_000 },
-    agentArgs,
+    constants: { reconcilerSyncDuration: 1_000, ...options.constants },
+    agentArgs: options.agentArgs ?? [],
     agentKubeconfig: (server) => applyRbac(server, manifests),
   });
 }
@@ -212,11 +216,13 @@ Deno.test(
     const manifests = await renderKustomize();
     const grants = grantsOf(manifests);
     const proven = new Set<string>();
-    const cluster = await startCluster(manifests, [
-      "--fail-over-timeout=1s",
-      "--reconcile-interval=1s",
-      "--drbd-status-interval=1s",
-    ]);
+    const cluster = await startCluster(manifests, {
+      agentArgs: ["--fail-over-timeout=1s", "--reconcile-interval=1s", "--drbd-status-interval=1s"],
+      // A dead kubelet's Lease is overdue 1.5 s after its last renewal, long
+      // before DRBD notices the crash (10.5 s): the crashed node's pod is
+      // force-deleted, never evicted, however fast or slow the steps run.
+      constants: { nodeLeaseRenewInterval: 1_000, nodeLeaseDurationSeconds: 4 },
+    });
     const server = cluster.server;
 
     /** With `name` removed, wait for its 403 and check that nothing else was refused. */
@@ -251,6 +257,19 @@ Deno.test(
       await cluster.waitForRunningPod("web-0");
       const before = placement(cluster);
       const oldPodThere = () => cluster.pod("web-0")?.metadata.uid === before.uid;
+      const survivors = cluster.nodes.filter((n) => n !== before.node);
+      const cyclesOf = async (node: string) =>
+        (await metricValue(cluster.agent(node)!, "ha_controller_loop_cycle_seconds_count")) ?? 0;
+      /** Wait until every survivor's agent has finished `count` more decision cycles. */
+      const survivorCycles = async (count: number): Promise<void> => {
+        const from = await Promise.all(survivors.map(cyclesOf));
+        await waitFor(
+          async () =>
+            (await Promise.all(survivors.map(cyclesOf))).every((c, i) => c >= from[i] + count),
+          20_000,
+          `${count} more decision cycles of the agents on ${survivors.join(", ")}`,
+        );
+      };
 
       await t.step("fail-over path: each step stops at the one verb removed", async () => {
         // One crash; each step takes one verb away (restoring the previous
@@ -259,14 +278,31 @@ Deno.test(
         assert.ok(oldPodThere(), "Expected the old pod kept while its Node cannot be read");
         await without("update nodes", () => {});
         assert.ok(oldPodThere(), "Expected the old pod kept while the Node cannot be tainted");
-        // Without the kubelet's Lease the Node still looks Ready, so the pod is
-        // only evicted gracefully and stays Terminating on the dead node.
+        // Without the kubelet's Lease the Node still looks Ready: once its
+        // taint succeeded, the agent would evict the pod and delete its
+        // VolumeAttachment gracefully in the same cycle, and the steps below
+        // could not show that their verbs are needed. Which cycle reads the
+        // Lease unreadable, and when it acts, depends on how fast the
+        // machine is, so the taint is held by a failing Node update (500, not
+        // a 403) until every cycle that may have read the Lease without
+        // permission has ended: two more cycles of each survivor's agent
+        // after the Lease may be read again.
+        const holdTaint = server.faults.add({
+          verb: "update",
+          resource: "nodes",
+          name: before.node,
+          status: 500,
+          message: "held by the test until the Lease step is proven",
+        });
         await without("get coordination.k8s.io/leases", () => {});
         assert.ok(
           oldPodThere(),
           "Expected the old pod kept while the kubelet Lease cannot be read",
         );
-        await without("delete pods", () => {});
+        await without("delete pods", async () => {
+          await survivorCycles(2);
+          server.faults.remove(holdTaint);
+        });
         assert.ok(oldPodThere(), "Expected the old pod kept while it cannot be deleted");
         await without("delete storage.k8s.io/volumeattachments", () => {});
         assert.ok(
@@ -317,7 +353,19 @@ Deno.test(
             await waitFor(
               () => [...users].every(([user, name]) => refusals().get(user)?.has(name)),
               30_000,
-              `a 403 for each of ${[...users.values()].join(", ")}`,
+              () =>
+                `a 403 for each of ${[...users.values()].join(", ")}; missing:\n${
+                  [...users].map(([user, name], i) => ({ user, name, agent: agents[i] }))
+                    .filter(({ user, name }) => !refusals().get(user)?.has(name))
+                    .map(({ user, name, agent }) =>
+                      `${name} (${user}): requests ${
+                        server.requests.filter((r) => r.user === user)
+                          .map((r) =>
+                            `${r.method} ${r.path} → ${r.status}`
+                          ).join(", ")
+                      }; stderr:\n${agent.stderr().split("\n").slice(-10).join("\n")}`
+                    ).join("\n")
+                }`,
             );
             const seen = refusals();
             for (const [user, name] of users) {

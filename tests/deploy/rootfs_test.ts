@@ -12,6 +12,7 @@
 import assert from "node:assert/strict";
 import { freePort, testFlags } from "../sim/agent_process.ts";
 import { ApiServer } from "../sim/apiserver/mod.ts";
+import { deadline } from "../helpers.ts";
 
 const repo = new URL("../../", import.meta.url).pathname;
 const rootfsScript = `${repo}deploy/rootfs.sh`;
@@ -74,7 +75,7 @@ async function run(program: string, args: string[], options: { cwd?: string } = 
     cwd: options.cwd,
     stdout: "piped",
     stderr: "piped",
-    signal: AbortSignal.timeout(120_000),
+    signal: AbortSignal.timeout(deadline(120_000)),
   }).output();
   const text = {
     code: output.code,
@@ -185,7 +186,7 @@ Deno.test({
         env: { PATH: "/usr/sbin" },
         stdout: "piped",
         stderr: "piped",
-        signal: AbortSignal.timeout(60_000),
+        signal: AbortSignal.timeout(deadline(60_000)),
       }).output();
       const stdout = new TextDecoder().decode(output.stdout);
       const stderr = new TextDecoder().decode(output.stderr);

@@ -9,6 +9,7 @@ import {
 } from "../../lib/drbd/sampler.ts";
 import { FakeDrbd } from "../sim/drbd/fake_drbd.ts";
 import { device, nodeB, nodeC, peerDevice, r0 } from "./samples.ts";
+import { deadline } from "../helpers.ts";
 
 const FREEZE = {
   quorum: "majority" as const,
@@ -37,14 +38,18 @@ function peerLost(): DrbdResource {
   });
 }
 
+/** Polls every 10 ms; `timeoutMs` is an idle machine's deadline, scaled by `deadline`. */
 async function waitFor(
   what: string,
   condition: () => boolean | Promise<boolean>,
   timeoutMs = 10_000,
 ): Promise<void> {
-  const deadline = performance.now() + timeoutMs;
+  const effectiveMs = deadline(timeoutMs);
+  const end = performance.now() + effectiveMs;
   while (!(await condition())) {
-    if (performance.now() > deadline) assert.fail(`timed out waiting for ${what}`);
+    if (performance.now() > end) {
+      assert.fail(`timed out after ${effectiveMs}ms waiting for ${what}`);
+    }
     await new Promise((resolve) => setTimeout(resolve, 10));
   }
 }
@@ -78,7 +83,7 @@ async function withSampler(
   const clock: Harness["clock"] = { now: 1_000_000 };
   const sampler = new DrbdSampler({
     statusIntervalMs: 60_000,
-    timeoutMs: 10_000,
+    timeoutMs: deadline(10_000),
     restartDelayMinMs: 50,
     restartDelayMaxMs: 200,
     stallSettleMs: 50,
@@ -140,7 +145,8 @@ Deno.test("a resource created after the start gets its options at once, not at t
       const fresh = configured({ name: "r1" });
       await fake.setResources([configured(), fresh], showFreeze);
       // The resync interval is a minute: only a resync the new resource
-      // triggered can have read its quorum policy within this deadline.
+      // triggered can have read its quorum policy within this deadline
+      // (scaled, it stays well below a minute).
       await waitFor(
         "the new resource's options",
         () =>
@@ -489,7 +495,7 @@ Deno.test("sampleOnce reads events2 --now and show --show-defaults --json", asyn
   const fake = await FakeDrbd.create();
   try {
     await fake.setResources([configured()], showFreeze);
-    const sample = await sampleOnce({ timeoutMs: 10_000, env: fake.env, now: () => 42 });
+    const sample = await sampleOnce({ timeoutMs: deadline(10_000), env: fake.env, now: () => 42 });
     assert.deepEqual(sample, {
       availability: "ok",
       message: undefined,
@@ -509,7 +515,7 @@ Deno.test("sampleOnce against 9.22: no open:, options only with --show-defaults"
   const fake = await FakeDrbd.create({ dialect: "9.22" });
   try {
     await fake.setResources([configured()], showFreeze);
-    const sample = await sampleOnce({ timeoutMs: 10_000, env: fake.env });
+    const sample = await sampleOnce({ timeoutMs: deadline(10_000), env: fake.env });
     assert.equal(sample.availability, "ok");
     assert.deepEqual(sample.resources, [configured({ devices: [device({ open: undefined })] })]);
   } finally {
@@ -521,19 +527,22 @@ Deno.test("sampleOnce reports not-loaded and errors as samples", async () => {
   const fake = await FakeDrbd.create();
   try {
     await fake.setModuleMissing(true);
-    assert.deepEqual(await sampleOnce({ timeoutMs: 10_000, env: fake.env, now: () => 7 }), {
-      availability: "not-loaded",
-      message: NOT_LOADED_MESSAGE,
-      resources: [],
-      confirmedAt: 7,
-    });
+    assert.deepEqual(
+      await sampleOnce({ timeoutMs: deadline(10_000), env: fake.env, now: () => 7 }),
+      {
+        availability: "not-loaded",
+        message: NOT_LOADED_MESSAGE,
+        resources: [],
+        confirmedAt: 7,
+      },
+    );
     await fake.setModuleMissing(false);
     await fake.setResources([configured()], showFreeze);
     await fake.setFailure("show", {
       code: 20,
       stderr: "received netlink error reply: Invalid argument",
     });
-    const noShow = await sampleOnce({ timeoutMs: 10_000, env: fake.env });
+    const noShow = await sampleOnce({ timeoutMs: deadline(10_000), env: fake.env });
     assert.equal(noShow.availability, "ok");
     assert.equal(noShow.resources[0].config, undefined);
     assert.equal(
@@ -542,7 +551,7 @@ Deno.test("sampleOnce reports not-loaded and errors as samples", async () => {
         "received netlink error reply: Invalid argument",
     );
     await fake.setFailure("events2", { code: 10, stderr: "all: Failure: (170) Bad thing" });
-    const failed = await sampleOnce({ timeoutMs: 10_000, env: fake.env });
+    const failed = await sampleOnce({ timeoutMs: deadline(10_000), env: fake.env });
     assert.deepEqual(failed, {
       availability: "error",
       message: "drbdsetup events2 --now failed with exit code 10: all: Failure: (170) Bad thing",

@@ -135,10 +135,12 @@ async function metric(
 
 /**
  * Waits until the agents on the survivors had every chance to act on the
- * loss of `lost` for `resource`: each agent's metrics show its DRBD
- * connection to `lost` down and one of them may promote the resource; then
- * every survivor's agent completed further decision cycles, the last of them
- * ending more than the fail-over timeout plus two reconcile intervals later.
+ * loss of `lost` for `resource`: each agent's decision cycles show its DRBD
+ * connection to `lost` down and one of them may promote the resource (so
+ * their fail-over timers run, started by a cycle that ended before); then
+ * the fail-over timeout plus a reconcile interval passes, and every
+ * survivor's agent completes two more decision cycles, so at least one whole
+ * cycle of each starts after its fail-over was due.
  */
 async function agentsHadTheirChance(
   cluster: SimCluster,
@@ -166,7 +168,12 @@ async function agentsHadTheirChance(
     20_000,
     `the survivors' agents seeing ${connection} lost for ${resource}, one may promote`,
   );
-  const seenAt = Date.now() / 1000;
+  const dueAt = performance.now() + 2 * agentPeriodSeconds * 1000;
+  await waitFor(
+    () => performance.now() >= dueAt,
+    2 * agentPeriodSeconds * 1000 + 5_000,
+    "the fail-over timeout and a reconcile interval to pass",
+  );
   const cycles = new Map<string, number>();
   for (const node of survivors) {
     cycles.set(node, (await metric(cluster, node, "ha_controller_loop_cycle_seconds_count")) ?? 0);
@@ -175,18 +182,12 @@ async function agentsHadTheirChance(
     async () => {
       for (const node of survivors) {
         const count = await metric(cluster, node, "ha_controller_loop_cycle_seconds_count") ?? 0;
-        const lastGood = await metric(
-          cluster,
-          node,
-          "ha_controller_last_good_cycle_timestamp_seconds",
-        ) ?? 0;
-        if (count < cycles.get(node)! + 3) return false;
-        if (lastGood < seenAt + 3 * agentPeriodSeconds) return false;
+        if (count < cycles.get(node)! + 2) return false;
       }
       return true;
     },
     20_000,
-    "three more complete decision cycles on every survivor",
+    "two more complete decision cycles on every survivor",
   );
 }
 
@@ -195,7 +196,8 @@ function waitForLostQuorumTaint(cluster: SimCluster, node: string): Promise<void
   return waitFor(
     () => hasLostQuorumTaint(cluster, node),
     20_000,
-    `taint ${lostQuorumTaintKey} on ${node}; so far:\n` +
+    () =>
+      `taint ${lostQuorumTaintKey} on ${node}; so far:\n` +
       formatTimeline(cluster.timeline.milestones()),
   );
 }

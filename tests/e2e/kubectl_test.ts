@@ -3,7 +3,7 @@
 
 import assert from "node:assert/strict";
 import { SimCluster } from "../sim/cluster.ts";
-import { waitFor } from "../helpers.ts";
+import { deadline, waitFor } from "../helpers.ts";
 import { kubectlPath } from "../tools/mod.ts";
 
 async function run(
@@ -79,7 +79,7 @@ Deno.test({
           "get",
           "pods",
           "-w",
-          "--request-timeout=20s",
+          `--request-timeout=${deadline(20_000)}ms`,
         ],
         stdout: "piped",
         stderr: "piped",

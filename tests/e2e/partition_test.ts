@@ -121,11 +121,18 @@ Deno.test("partition: a Ready node cut off from DRBD has its pod evicted, its Pr
     assert.deepEqual(podDeletes, [], "Expected no agent to delete the pod directly");
     assert.ok(seen.terminating, "Expected the old pod to be seen Terminating");
     assert.ok(seen.terminating.grace > 0, "Expected a graceful deletion of the old pod");
+    // An agent records an action's Event after the action: wait for it.
+    await waitFor(
+      () =>
+        agentEvents(cluster, { reason: eventReason.volumeWithoutQuorum, about: "web-0" }).length >=
+          1,
+      10_000,
+      "a VolumeWithoutQuorum Event about web-0",
+    );
     const evicted = agentEvents(cluster, {
       reason: eventReason.volumeWithoutQuorum,
       about: "web-0",
     });
-    assert.ok(evicted.length >= 1, "Expected a VolumeWithoutQuorum Event about web-0");
     for (const e of evicted) {
       assert.equal(e.action, "EvictedPod");
       assert.equal(e.type, "Warning");
@@ -133,6 +140,13 @@ Deno.test("partition: a Ready node cut off from DRBD has its pod evicted, its Pr
 
     // The node got the lost-quorum taint (once), and the replacement stayed off it.
     assert.equal(taintKeys(cluster, node).filter((k) => k === lostQuorumTaintKey).length, 1);
+    await waitFor(
+      () =>
+        agentEvents(cluster, { reason: eventReason.nodeStorageQuorumLost, about: node }).length >=
+          1,
+      10_000,
+      `a NodeStorageQuorumLost Event about ${node}`,
+    );
     assert.equal(
       agentEvents(cluster, { reason: eventReason.nodeStorageQuorumLost, about: node }).length,
       1,

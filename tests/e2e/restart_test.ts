@@ -16,7 +16,7 @@ import assert from "node:assert/strict";
 import { SimCluster } from "../sim/cluster.ts";
 import type { RequestRecord } from "../sim/apiserver/mod.ts";
 import { formatTimeline } from "../sim/timeline.ts";
-import { metricValue } from "../agent/harness.ts";
+import { metricSample, metricValue } from "../agent/harness.ts";
 import { waitFor } from "../helpers.ts";
 import {
   eventReason,
@@ -150,8 +150,12 @@ Deno.test("restart: an agent killed in the middle of a fail-over is started agai
       .find((va: Obj) => va.spec.nodeName === node);
 
     // Hold the first pod deletion on the way to the server: the agent has
-    // tainted the node and sent the deletion, but not heard back.
-    cluster.server.faults.add({ verb: "delete", resource: "pods", latencyMs: 6_000, times: 1 });
+    // tainted the node and sent the deletion, but not heard back. It reaches
+    // the server only once the restarted agent has removed the pod, however
+    // long that agent takes to start on a loaded machine.
+    let releaseDeletion = () => {};
+    const deletionHeld = new Promise<void>((resolve) => releaseDeletion = resolve);
+    cluster.server.faults.add({ verb: "delete", resource: "pods", until: deletionHeld, times: 1 });
     await crashNode(cluster, node);
     let inFlight: RequestRecord | undefined;
     await waitFor(
@@ -177,6 +181,8 @@ Deno.test("restart: an agent killed in the middle of a fail-over is started agai
     const newNode = await cluster.waitForRunningPod("web-0", { notOn: node, timeoutMs: 60_000 });
     assert.equal(newNode, "node-b");
     const replacement = cluster.pod("web-0")!.metadata.uid;
+    assert.equal(inFlight!.status, 0, "Expected the killed agent's pod deletion still held");
+    releaseDeletion();
     await waitFor(
       () =>
         cluster.server.get("volumeattachments", undefined, attachment.metadata.name) === undefined,
@@ -295,15 +301,33 @@ Deno.test("pause: with every node annotated the agents write nothing after a cra
     const from = cluster.server.requests.length;
     await crashNode(cluster, node);
 
-    // The survivors see node-a lost well past the fail-over timeout.
+    // The survivors see node-a lost well past the fail-over timeout: their
+    // decision cycles show the connection down, twice the fail-over timeout
+    // passes, and then each runs two more cycles (so at least one whole
+    // cycle starts after that).
     const survivors = cluster.nodes.filter((n) => n !== node);
+    await waitFor(
+      async () => {
+        const connected = await Promise.all(
+          survivors.map((n) =>
+            metricSample(cluster.agent(n)!, "drbd_connection_state", {
+              conn_name: cluster.drbd.connectionName(node),
+              drbd_connection_state: "Connected",
+            })
+          ),
+        );
+        return connected.every((v) => v === 0);
+      },
+      20_000,
+      `the agents on ${survivors.join(", ")} seeing ${node} lost`,
+    );
     const lostAt = performance.now();
-    await waitForCycles(cluster, { nodes: survivors, cycles: 3 });
     await waitFor(
       () => performance.now() - lostAt > 2 * failOverTimeoutMs,
       10_000,
       "twice the fail-over timeout",
     );
+    await waitForCycles(cluster, { nodes: survivors, cycles: 2 });
     assert.deepEqual(agentWrites(cluster, from), [], "Expected no writes by paused agents");
     assert.deepEqual(taintKeys(cluster, node).filter((k) => k.startsWith("drbd.linbit.com/")), []);
     assert.equal(cluster.pod("web-0")?.metadata.uid, uid);

@@ -7,7 +7,7 @@ import { KubeClient } from "../../lib/kube/client.ts";
 import { ListWatchCache } from "../../lib/kube/cache.ts";
 import { type PodInfo, slimPod } from "../../lib/kube/objects.ts";
 import type { V1Pod } from "@kubernetes/client-node";
-import { waitFor } from "../helpers.ts";
+import { deadline, waitFor } from "../helpers.ts";
 
 const quiet = { info() {}, warn() {}, debug() {} };
 
@@ -73,7 +73,7 @@ Deno.test("cache lists, then follows the watch; field selector keeps other nodes
     t.server.create(pod("a1"));
     t.server.create(pod("b1", "node-b"));
     t.cache.start();
-    assert.equal(await t.cache.waitSynced(5_000), true);
+    assert.equal(await t.cache.waitSynced(deadline(5_000)), true);
     assert.deepEqual(t.names(), ["a1"]);
     t.server.create(pod("a2"));
     t.server.create(pod("b2", "node-b"));
@@ -90,7 +90,7 @@ Deno.test("cache survives the server closing the watch stream", async () => {
   const t = await setup();
   try {
     t.cache.start();
-    assert.equal(await t.cache.waitSynced(5_000), true);
+    assert.equal(await t.cache.waitSynced(deadline(5_000)), true);
     await waitFor(() => t.server.openWatchCount() === 1, 5_000, "watch open");
     t.server.dropWatches();
     t.server.create(pod("after-drop"));
@@ -105,7 +105,7 @@ Deno.test("cache notices a server that keeps the watch open but sends nothing", 
   const t = await setup({ watchTimeoutSeconds: 1, watchGraceMs: 300 });
   try {
     t.cache.start();
-    assert.equal(await t.cache.waitSynced(5_000), true);
+    assert.equal(await t.cache.waitSynced(deadline(5_000)), true);
     t.server.stallWatches(true);
     t.server.faults.add({ verb: "list", hang: true });
     // timeoutSeconds (≤1.25 s) + grace (0.3 s): the cache must give up on
@@ -126,7 +126,7 @@ Deno.test("cache relists after 410 Expired and misses nothing", async () => {
   try {
     t.server.create(pod("before"));
     t.cache.start();
-    assert.equal(await t.cache.waitSynced(5_000), true);
+    assert.equal(await t.cache.waitSynced(deadline(5_000)), true);
     await waitFor(() => t.server.openWatchCount() === 1, 5_000, "watch open");
     const listsBefore = t.server.requests.filter((r) => r.verb === "list").length;
     // Changes while the watch is down, then history is compacted: the
@@ -160,7 +160,7 @@ Deno.test("cache backs off on 5xx and 429, reports unsynced meanwhile, then reco
       5_000,
       "unsynced with a problem",
     );
-    assert.equal(await t.cache.waitSynced(10_000), true);
+    assert.equal(await t.cache.waitSynced(deadline(10_000)), true);
     assert.deepEqual(t.names(), ["p"]);
     const lists = t.server.requests.filter((r) => r.verb === "list");
     assert.deepEqual(lists.map((r) => r.status), [500, 500, 429, 200]);
@@ -176,7 +176,7 @@ Deno.test("cache survives watch requests failing with 500 and keeps following ch
   const t = await setup();
   try {
     t.cache.start();
-    assert.equal(await t.cache.waitSynced(5_000), true);
+    assert.equal(await t.cache.waitSynced(deadline(5_000)), true);
     await waitFor(() => t.server.openWatchCount() === 1, 5_000, "watch open");
     t.server.faults.add({ verb: "watch", status: 500, times: 2 });
     t.server.dropWatches();
@@ -193,7 +193,7 @@ Deno.test("cache resync relists periodically even while the watch stays open", a
   const t = await setup({ resyncIntervalMs: 300 });
   try {
     t.cache.start();
-    assert.equal(await t.cache.waitSynced(5_000), true);
+    assert.equal(await t.cache.waitSynced(deadline(5_000)), true);
     await waitFor(
       () => t.server.requests.filter((r) => r.verb === "list").length >= 3,
       5_000,
@@ -300,7 +300,7 @@ Deno.test("cache closes a watch it stops reading, so no connection is left open"
   });
   try {
     t.cache.start();
-    assert.equal(await t.cache.waitSynced(5_000), true);
+    assert.equal(await t.cache.waitSynced(deadline(5_000)), true);
     await waitFor(() => t.server.openWatchCount() === 1, 5_000, "watch open");
     t.server.create(pod("poison"));
     await waitFor(

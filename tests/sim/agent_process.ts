@@ -70,7 +70,7 @@ export async function waitHealthy(agent: AgentProcess, timeoutMs = 20_000): Prom
       }
     },
     timeoutMs,
-    `agent healthy (stderr so far:\n${agent.stderr()})`,
+    () => `agent healthy (stderr so far:\n${agent.stderr()})`,
   );
 }
 

@@ -6,7 +6,7 @@
  * of them (drawn from a seeded generator so runs repeat). Every matching
  * fault applies: latencies add up, the first one with a `status` decides the
  * answer, any `hang` keeps the request open until the client gives up or the
- * server closes.
+ * server closes, and an `until` holds it until the test lets it go.
  *
  * @module
  */
@@ -35,6 +35,11 @@ export interface FaultSpec {
   latencyMs?: number;
   /** Never answer. */
   hang?: boolean;
+  /**
+   * Hold the request until this settles (after any latency), then answer
+   * as usual (or with `status`): the test decides when the answer goes out.
+   */
+  until?: Promise<unknown>;
 }
 
 /** The request a fault is matched against. */
@@ -63,6 +68,8 @@ export interface FaultEffect {
   retryAfterSeconds?: number;
   /** Whether to hang. */
   hang: boolean;
+  /** What to wait for before answering (every `until` of the matching faults). */
+  until: Promise<unknown>[];
 }
 
 interface Entry {
@@ -124,9 +131,10 @@ export class Faults {
       if (e.spec.rate !== undefined && this.#random() >= e.spec.rate) continue;
       e.left -= 1;
       if (e.left <= 0) this.remove(e.id);
-      effect ??= { latencyMs: 0, hang: false };
+      effect ??= { latencyMs: 0, hang: false, until: [] };
       effect.latencyMs += e.spec.latencyMs ?? 0;
       if (e.spec.hang) effect.hang = true;
+      if (e.spec.until !== undefined) effect.until.push(e.spec.until);
       if (e.spec.status !== undefined && effect.status === undefined) {
         effect.status = e.spec.status;
         effect.message = e.spec.message;

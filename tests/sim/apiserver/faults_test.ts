@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { ApiServer } from "./mod.ts";
 import { readWatch, serverFetch, waitFor } from "./testing.ts";
+import { deadline } from "../../helpers.ts";
 
 async function withServer(
   body: (server: ApiServer, f: ReturnType<typeof serverFetch>) => Promise<void>,
@@ -93,7 +94,8 @@ Deno.test("a fault with a rate hits only part of the requests, the same way ever
 
 Deno.test("latency delays only the matching request", async () => {
   await withServer(async (server, f) => {
-    server.faults.add({ verb: "get", resource: "namespaces", latencyMs: 600 });
+    // Longer than an unrelated request takes on a loaded machine.
+    server.faults.add({ verb: "get", resource: "namespaces", latencyMs: deadline(600) });
     let slowDone = false;
     const slow = f("/api/v1/namespaces/default").then(async (r) => {
       slowDone = true;
@@ -104,6 +106,33 @@ Deno.test("latency delays only the matching request", async () => {
     assert.equal(slowDone, false, "the delayed request is still pending");
     assert.equal(await slow, 200);
     assert.equal(server.requests.find((r) => r.resource === "namespaces")?.faulted, undefined);
+  });
+});
+
+Deno.test("a held request is answered, as usual, only once its promise settles", async () => {
+  await withServer(async (server, f) => {
+    let release = () => {};
+    const held = new Promise<void>((resolve) => release = resolve);
+    server.faults.add({ verb: "delete", resource: "namespaces", until: held, times: 1 });
+    server.create({ apiVersion: "v1", kind: "Namespace", metadata: { name: "held" } });
+    let answered = false;
+    const deletion = f("/api/v1/namespaces/held", { method: "DELETE" }).then(async (r) => {
+      answered = true;
+      await r.body?.cancel();
+      return r.status;
+    });
+    await waitFor(() => server.requests.length === 1, { what: "the deletion to arrive" });
+    // Later requests, even one of the same kind, are answered meanwhile.
+    assert.equal(await statusOf(f("/api/v1/namespaces/held")), 200);
+    assert.equal(await statusOf(f("/api/v1/namespaces/other", { method: "DELETE" })), 404);
+    assert.equal(answered, false, "the held deletion is still pending");
+    assert.ok(server.get("namespaces", undefined, "held"), "not carried out while held");
+    assert.equal(server.requests[0].status, 0, "recorded without an answer");
+    release();
+    assert.equal(await deletion, 200);
+    assert.equal(server.get("namespaces", undefined, "held"), undefined);
+    assert.equal(server.requests[0].status, 200);
+    assert.deepEqual(server.faults.list(), []);
   });
 });
 

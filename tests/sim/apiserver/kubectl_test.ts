@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { ApiServer } from "./mod.ts";
 import type { ApiServerOptions, KubeObject } from "./mod.ts";
 import { waitFor } from "./testing.ts";
+import { deadline } from "../../helpers.ts";
 import { kubectlPath } from "../../tools/mod.ts";
 
 interface Run {
@@ -281,7 +282,7 @@ kubectlTest(
   { tls: true },
   async (ctx) => {
     seed(ctx.server);
-    const child = ctx.spawn("delete", "pod", "web-0", "--timeout=20s");
+    const child = ctx.spawn("delete", "pod", "web-0", `--timeout=${deadline(20_000)}ms`);
     await waitFor(() => ctx.server.openWatchCount() === 1, {
       what: "kubectl's wait",
       timeoutMs: 10_000,

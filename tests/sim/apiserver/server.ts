@@ -563,7 +563,8 @@ export class ApiServer {
   }
 
   /**
-   * Waits out latency and hangs. A hang ends only when the server closes:
+   * Waits out latency, holds and hangs. A hold ends when its promises
+   * settle or the server closes; a hang only when the server closes:
    * Deno's `request.signal` also fires on normal completion, so a client that
    * gives up is not noticed and its handler waits for close().
    */
@@ -582,6 +583,9 @@ export class ApiServer {
         if (ms !== undefined) timer = setTimeout(done, ms);
       });
     if (fault.latencyMs > 0) await wait(fault.latencyMs);
+    if (fault.until.length > 0) {
+      await Promise.race([Promise.allSettled(fault.until), wait(undefined)]);
+    }
     if (fault.hang) {
       await wait(undefined);
       return errorResponse(forCode(503, { message: "the simulator is shutting down" }));

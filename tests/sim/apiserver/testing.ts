@@ -6,6 +6,7 @@
  */
 
 import type { ApiServer } from "./server.ts";
+import { deadline } from "../../helpers.ts";
 
 /** A `fetch` bound to the server: its CA (with TLS) and its bearer token. */
 export interface ServerFetch {
@@ -99,16 +100,21 @@ export async function readWatch(f: ServerFetch, path: string): Promise<WatchRead
   };
 }
 
-/** Polls `condition` every 10 ms until it holds; throws after `timeoutMs` (default 3000). */
+/**
+ * Polls `condition` every 10 ms until it holds; throws once `timeoutMs`
+ * (default 3000, an idle machine's deadline, scaled by `deadline` of
+ * tests/helpers.ts) has passed.
+ */
 export async function waitFor(
   condition: () => boolean | Promise<boolean>,
   options: { timeoutMs?: number; what?: string } = {},
 ): Promise<void> {
-  const deadline = Date.now() + (options.timeoutMs ?? 3000);
+  const effectiveMs = deadline(options.timeoutMs ?? 3000);
+  const end = Date.now() + effectiveMs;
   while (!(await condition())) {
-    if (Date.now() > deadline) {
+    if (Date.now() > end) {
       throw new Error(
-        `Expected ${options.what ?? "the condition"} within the deadline, it did not happen`,
+        `Expected ${options.what ?? "the condition"} within ${effectiveMs} ms, it did not happen`,
       );
     }
     await new Promise((r) => setTimeout(r, 10));

@@ -10,6 +10,7 @@ import { type DrbdsetupProcess, runDrbdsetup, spawnDrbdsetup } from "../../../li
 import { parseShowJson } from "../../../lib/drbd/show_json.ts";
 import { sampleLines } from "../../drbd/samples.ts";
 import { SimClock } from "../clock.ts";
+import { deadline } from "../../helpers.ts";
 import { type AddResourceOptions, DrbdCluster, type DrbdClusterOptions } from "./cluster.ts";
 
 /** Simulated ms per real ms: the 10.5 s detection delay takes about 20 ms. */
@@ -33,16 +34,18 @@ async function withCluster(
   }
 }
 
+/** Polls every 5 ms for up to 5 s on an idle machine (scaled by `deadline`). */
 async function waitFor(condition: () => boolean | Promise<boolean>, what: string): Promise<void> {
-  const deadline = Date.now() + 5_000;
+  const effectiveMs = deadline(5_000);
+  const end = Date.now() + effectiveMs;
   while (!(await condition())) {
-    if (Date.now() > deadline) throw new Error(`Timed out waiting for ${what}`);
+    if (Date.now() > end) throw new Error(`Timed out after ${effectiveMs}ms waiting for ${what}`);
     await new Promise((resolve) => setTimeout(resolve, 5));
   }
 }
 
 async function run(cluster: DrbdCluster, node: string, ...args: string[]) {
-  return await runDrbdsetup(args, { timeoutMs: 10_000, env: cluster.env(node) });
+  return await runDrbdsetup(args, { timeoutMs: deadline(10_000), env: cluster.env(node) });
 }
 
 /** What the agent reads on `node`: events2 --now plus show --show-defaults --json. */
