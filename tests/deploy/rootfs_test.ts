@@ -216,6 +216,12 @@ Deno.test("the Dockerfile pins package.json's Deno, compiles with deno.json's ta
     `FROM denoland/deno:debian-${packageJson.devDependencies.deno} AS build`,
     "expected the build stage on the official Deno image of package.json's pinned version",
   );
+  // npm ci needs the lock file and the .npmrc it was made with (legacy-peer-deps).
+  assert.ok(
+    instructions.includes("COPY package.json package-lock.json .npmrc ./") &&
+      instructions.includes("RUN npm ci --no-audit --no-fund"),
+    `expected the dependencies stage to copy .npmrc with the lock file and run npm ci, got ${instructions}`,
+  );
   // One source of truth for the production permissions: the compile task.
   assert.ok(
     instructions.includes("RUN deno task compile"),
