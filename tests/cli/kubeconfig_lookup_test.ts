@@ -6,7 +6,7 @@
 
 import assert from "node:assert/strict";
 import { ApiServer } from "../sim/apiserver/mod.ts";
-import { FakeDrbd } from "../sim/drbd/fake_drbd.ts";
+import { BIN_DIR, FakeDrbd } from "../sim/drbd/fake_drbd.ts";
 import { resourceOnNodeA, seedCluster } from "../agent/harness.ts";
 import { freePort } from "../sim/agent_process.ts";
 import { waitFor } from "../helpers.ts";
@@ -44,9 +44,12 @@ async function taskFlags(task: Task): Promise<string[]> {
 }
 
 /**
- * The environment of a fresh shell: PATH (the fake drbdsetup first, when
- * given), HOME, NODE_NAME and whatever `extra` adds; nothing inherited. Deno
- * keeps its own cache, so the new HOME does not make every run cold.
+ * The environment of a fresh shell on a node: PATH with the fake drbdsetup
+ * first (a node has drbd-utils; without a `drbdsetup` on PATH Deno adds an
+ * "Info Failed to resolve 'drbdsetup'" line of its own, which these tests are
+ * not about), FAKE_DRBD_DIR when `drbd` is given, HOME, NODE_NAME and whatever
+ * `extra` adds; nothing inherited. Deno keeps its own cache, so the new HOME
+ * does not make every run cold.
  */
 function shellEnv(
   home: string | undefined,
@@ -56,7 +59,7 @@ function shellEnv(
   const parentHome = Deno.env.get("HOME") ?? "/root";
   const cache = Deno.env.get("XDG_CACHE_HOME") ?? `${parentHome}/.cache`;
   const env: Record<string, string> = {
-    PATH: Deno.env.get("PATH") ?? "/usr/bin:/bin",
+    PATH: `${BIN_DIR}:${Deno.env.get("PATH") ?? "/usr/bin:/bin"}`,
     DENO_DIR: Deno.env.get("DENO_DIR") ?? `${cache}/deno`,
     NODE_NAME: "node-a",
     ...(drbd?.env ?? {}),

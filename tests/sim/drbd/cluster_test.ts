@@ -44,6 +44,23 @@ async function waitFor(condition: () => boolean | Promise<boolean>, what: string
   }
 }
 
+/**
+ * Waits until every link of `node` in r0 is noticed as broken on both ends
+ * (each link's detection is its own event), so that a restore or rejoin
+ * after it meets the state the test means.
+ */
+async function cutOff(cluster: DrbdCluster, node: string): Promise<void> {
+  await waitFor(
+    () =>
+      cluster.nodes.every((n) =>
+        cluster.view(n, "r0")!.connections.every((c) =>
+          (n !== node && c.name !== node) || c.connectionState !== "Connected"
+        )
+      ),
+    `every link of ${node} seen as broken`,
+  );
+}
+
 async function run(cluster: DrbdCluster, node: string, ...args: string[]) {
   return await runDrbdsetup(args, { timeoutMs: deadline(10_000), env: cluster.env(node) });
 }
@@ -270,6 +287,7 @@ Deno.test("a frozen Primary reconnecting to newer data demotes itself (force-sec
     cluster.open("a", "r0");
     cluster.isolate("a");
     await waitFor(() => cluster.view("b", "r0")!.mayPromote === true, "b may promote");
+    await cutOff(cluster, "a");
     assert.deepEqual(cluster.promote("b", "r0"), { ok: true });
     assert.deepEqual(cluster.open("b", "r0"), { ok: true });
     await cluster.settled();
@@ -310,6 +328,7 @@ Deno.test("a Primary's node that comes back without a reboot is demoted by force
     cluster.open("a", "r0");
     cluster.crash("a");
     await waitFor(() => cluster.view("b", "r0")!.mayPromote === true, "b may promote");
+    await cutOff(cluster, "a");
     cluster.promote("b", "r0");
     cluster.restore("a", { reboot: false });
     await waitFor(() => cluster.view("a", "r0")!.forceIoFailures, "force-io-failures on a");
@@ -332,6 +351,7 @@ Deno.test("with on-suspended-primary-outdated disconnect the frozen Primary refu
     cluster.open("a", "r0");
     cluster.isolate("a");
     await waitFor(() => cluster.view("b", "r0")!.mayPromote === true, "b may promote");
+    await cutOff(cluster, "a");
     cluster.promote("b", "r0");
     cluster.rejoin("a");
     await waitFor(
@@ -381,6 +401,7 @@ Deno.test("with quorum off every node keeps quorum, and two Primaries split the 
     cluster.open("a", "r0");
     cluster.isolate("a");
     await waitFor(() => cluster.view("b", "r0")!.mayPromote === true, "b may promote");
+    await cutOff(cluster, "a");
     await cluster.settled();
     const a = await agentResource(cluster, "a");
     assert.equal(a.devices[0].quorum, true);

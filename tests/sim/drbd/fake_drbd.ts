@@ -108,7 +108,8 @@ export async function runningPids(pids: number[]): Promise<number[]> {
     .map(Number).sort((a, b) => a - b);
 }
 
-const BIN_DIR = new URL("./bin/", import.meta.url).pathname.replace(/\/$/, "");
+/** The directory holding the fake `drbdsetup` script. */
+export const BIN_DIR = new URL("./bin/", import.meta.url).pathname.replace(/\/$/, "");
 const DEFAULT_CONFIG: DrbdResourceConfig = {
   quorum: "off",
   onNoQuorum: "suspend-io",
