@@ -4,6 +4,7 @@
 
 import { ApiServer, type KubeObject } from "../sim/apiserver/mod.ts";
 import { FakeDrbd } from "../sim/drbd/fake_drbd.ts";
+import { type ProgramRun, runProgram } from "../tools/mod.ts";
 import type { DrbdConnection, DrbdResource } from "../../lib/drbd/model.ts";
 import {
   type AgentProcess,
@@ -204,14 +205,7 @@ export async function metricValue(
 }
 
 /** What a finished `main.ts` process printed and how it exited. */
-export interface CommandResult {
-  /** Exit code. */
-  code: number;
-  /** Everything printed on stdout. */
-  stdout: string;
-  /** Everything printed on stderr. */
-  stderr: string;
-}
+export type CommandResult = ProgramRun;
 
 /**
  * Run `main.ts` to completion (`status`, `--help`, ...) with the production
@@ -232,18 +226,10 @@ export async function runMain(
       cluster.server.kubeconfigPath,
     );
   }
-  const output = await new Deno.Command(Deno.execPath(), {
-    args: ["run", ...flags, `${repo}main.ts`, ...args],
+  return await runProgram(Deno.execPath(), ["run", ...flags, `${repo}main.ts`, ...args], {
     cwd: repo,
     env: cluster.drbd?.env,
-    stdin: "null",
-  }).output();
-  const decoder = new TextDecoder();
-  return {
-    code: output.code,
-    stdout: decoder.decode(output.stdout),
-    stderr: decoder.decode(output.stderr),
-  };
+  });
 }
 
 /** The agent's /healthz answer. */

@@ -10,6 +10,7 @@ import { BIN_DIR, FakeDrbd } from "../sim/drbd/fake_drbd.ts";
 import { resourceOnNodeA, seedCluster } from "../agent/harness.ts";
 import { freePort } from "../sim/agent_process.ts";
 import { waitFor } from "../helpers.ts";
+import { type ProgramRun, runProgram } from "../tools/mod.ts";
 
 const repo = new URL("../../", import.meta.url).pathname;
 const tokenPath = "/var/run/secrets/kubernetes.io/serviceaccount/token";
@@ -69,27 +70,24 @@ function shellEnv(
   return env;
 }
 
-interface Result {
-  code: number;
-  stdout: string;
-  stderr: string;
+type Result = ProgramRun;
+
+/** `deno run` of main.ts with these flags, so that the environment is exactly `env`. */
+function runMainWith(
+  flags: string[],
+  args: string[],
+  env: Record<string, string>,
+): Promise<Result> {
+  return runProgram(Deno.execPath(), ["run", ...flags, `${repo}main.ts`, ...args], {
+    cwd: repo,
+    env,
+    clearEnv: true,
+  });
 }
 
 /** `deno task <task> <args>`, spelled out so that the environment is exactly `env`. */
 async function runTask(task: Task, args: string[], env: Record<string, string>): Promise<Result> {
-  const output = await new Deno.Command(Deno.execPath(), {
-    args: ["run", ...await taskFlags(task), `${repo}main.ts`, ...args],
-    cwd: repo,
-    env,
-    clearEnv: true,
-    stdin: "null",
-  }).output();
-  const decoder = new TextDecoder();
-  return {
-    code: output.code,
-    stdout: decoder.decode(output.stdout),
-    stderr: decoder.decode(output.stderr),
-  };
+  return runMainWith(await taskFlags(task), args, env);
 }
 
 /** Asserts exit code 2, nothing on stdout and exactly `line` on stderr. */
@@ -178,19 +176,8 @@ Deno.test("under the production permissions --kubeconfig FILE says which permiss
     const flags = (await taskFlags("start")).map((flag) =>
       flag.startsWith("--allow-read=") ? `--allow-read=${file}` : flag
     );
-    const output = await new Deno.Command(Deno.execPath(), {
-      args: ["run", ...flags, `${repo}main.ts`, "status", "--kubeconfig", file],
-      cwd: repo,
-      env: shellEnv("/root"),
-      clearEnv: true,
-      stdin: "null",
-    }).output();
     assertOneLineExit2(
-      {
-        code: output.code,
-        stdout: new TextDecoder().decode(output.stdout),
-        stderr: new TextDecoder().decode(output.stderr),
-      },
+      await runMainWith(flags, ["status", "--kubeconfig", file], shellEnv("/root")),
       "ha-controller: the Deno permissions do not allow connecting to the API server " +
         `${hostPort} of kubeconfig ${file} (--kubeconfig); outside a cluster use ` +
         `'deno task local', or add --allow-net=${hostPort}`,

@@ -181,9 +181,23 @@ Deno.test("cache survives watch requests failing with 500 and keeps following ch
     t.server.faults.add({ verb: "watch", status: 500, times: 2 });
     t.server.dropWatches();
     t.server.create(pod("later"));
-    await waitFor(() => t.cache.synced && t.names().includes("later"), 10_000, "recovered");
-    const failed = t.server.requests.filter((r) => r.verb === "watch" && r.status === 500);
-    assert.equal(failed.length, 2);
+    const failedWatches = () =>
+      t.server.requests.filter((r) => r.verb === "watch" && r.status === 500).length;
+    // The relist after the first failure already brings "later"; recovered
+    // means both injected failures are behind it and a watch is open again.
+    await waitFor(
+      () =>
+        t.cache.synced && t.names().includes("later") && failedWatches() === 2 &&
+        t.server.openWatchCount() === 1,
+      10_000,
+      () =>
+        `recovered (synced ${t.cache.synced}, names ${t.names()}, ${failedWatches()} watches ` +
+        `failed with 500, ${t.server.openWatchCount()} open)`,
+    );
+    // And the new watch follows changes.
+    t.server.create(pod("latest"));
+    await waitFor(() => t.names().includes("latest"), 10_000, "a change after recovery");
+    assert.equal(failedWatches(), 2, "no watch failed beyond the two injected failures");
   } finally {
     await t.close();
   }

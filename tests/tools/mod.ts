@@ -119,6 +119,8 @@ export interface RunOptions {
   clearEnv?: boolean;
   /** Text written to the program's standard input (default: none, stdin is /dev/null). */
   stdin?: string;
+  /** The working directory (default: this process's). */
+  cwd?: string;
 }
 
 /** Runs `program` to its end and returns its exit code and output as text. */
@@ -129,6 +131,7 @@ export async function runProgram(
 ): Promise<ProgramRun> {
   const child = new Deno.Command(program, {
     args,
+    cwd: options.cwd,
     env: options.env,
     clearEnv: options.clearEnv,
     stdin: options.stdin === undefined ? "null" : "piped",

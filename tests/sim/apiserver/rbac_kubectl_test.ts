@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { ApiServer } from "./mod.ts";
-import { kubectlPath } from "../../tools/mod.ts";
+import { kubectlPath, type ProgramRun, runProgram } from "../../tools/mod.ts";
 
 const agent = "system:serviceaccount:ha:ha-controller";
 
@@ -41,38 +41,18 @@ subjects:
   namespace: ha
 `;
 
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
 Deno.test({
   name: "kubectl applies RBAC manifests and is refused, can-i and whoami as the ServiceAccount",
 }, async () => {
   const kubectlBinary = await kubectlPath();
   const server = await ApiServer.start({ tls: true, rbac: true });
   const dir = await Deno.makeTempDir({ prefix: "kubectl-rbac-" });
-  const kubectl = async (kubeconfig: string, args: string[], stdin?: string): Promise<Run> => {
-    const child = new Deno.Command(kubectlBinary, {
-      args: ["--kubeconfig", kubeconfig, "--cache-dir", `${dir}/cache`, ...args],
-      env: { HOME: dir },
-      stdin: stdin === undefined ? "null" : "piped",
-      stdout: "piped",
-      stderr: "piped",
-    }).spawn();
-    if (stdin !== undefined) {
-      const writer = child.stdin.getWriter();
-      await writer.write(new TextEncoder().encode(stdin));
-      await writer.close();
-    }
-    const out = await child.output();
-    return {
-      code: out.code,
-      stdout: new TextDecoder().decode(out.stdout),
-      stderr: new TextDecoder().decode(out.stderr),
-    };
-  };
+  const kubectl = (kubeconfig: string, args: string[], stdin?: string): Promise<ProgramRun> =>
+    runProgram(
+      kubectlBinary,
+      ["--kubeconfig", kubeconfig, "--cache-dir", `${dir}/cache`, ...args],
+      { env: { HOME: dir }, stdin },
+    );
   try {
     server.create({
       apiVersion: "v1",
