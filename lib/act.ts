@@ -12,6 +12,7 @@ import { ApiError } from "./kube/client.ts";
 import { errorMessage } from "./errors.ts";
 import type { WriteOutcome } from "./kube/writes.ts";
 import type { Log } from "./log.ts";
+import { type Clock, systemClock, type TimerId } from "./clock.ts";
 
 /** How one action ended. */
 export type ActionResult =
@@ -75,8 +76,8 @@ export interface ExecutorOptions {
   operationsTimeoutMs: number;
   /** Where dry-run lines go (default: stdout). */
   print?: (line: string) => void;
-  /** Clock. */
-  now?: () => number;
+  /** Action timeouts run on this clock, which also stamps `issuedAt` (default the system's). */
+  clock?: Clock;
   /** Logger. */
   log: Log;
 }
@@ -86,11 +87,13 @@ export class Executor {
   readonly #actuators: Actuators;
   readonly #opts: ExecutorOptions;
   readonly #printed = new Set<string>();
+  readonly #clock: Clock;
 
   /** Create an executor over the given actuators. */
   constructor(actuators: Actuators, options: ExecutorOptions) {
     this.#actuators = actuators;
     this.#opts = options;
+    this.#clock = options.clock ?? systemClock;
   }
 
   /**
@@ -110,7 +113,7 @@ export class Executor {
       const run = now.filter((a) => a.peer === undefined || !failedPeers.has(a.peer));
       for (const action of now) {
         if (!run.includes(action)) {
-          results.push({ action, result: "deferred", issuedAt: (this.#opts.now ?? Date.now)() });
+          results.push({ action, result: "deferred", issuedAt: this.#clock.now() });
         }
       }
       const done = await Promise.all(run.map((action) => this.#one(action)));
@@ -123,8 +126,7 @@ export class Executor {
   }
 
   async #one(action: Action): Promise<ExecutedAction> {
-    const now = this.#opts.now ?? Date.now;
-    const issuedAt = now();
+    const issuedAt = this.#clock.now();
     const text = describeAction(action);
     if (this.#opts.dryRun) {
       // The plan is recomputed every cycle (and its reasons mention elapsed
@@ -140,6 +142,7 @@ export class Executor {
         this.#dispatch(action),
         this.#opts.operationsTimeoutMs,
         text,
+        this.#clock,
       );
       this.#opts.log.info(`${outcome === "done" ? "did" : "nothing to do for"}: ${text}`, {
         reason: action.reason,
@@ -173,13 +176,13 @@ export class Executor {
   }
 
   async #recordEvents(action: Action): Promise<void> {
-    const now = this.#opts.now ?? Date.now;
     for (const event of action.events) {
       try {
         await withTimeout(
-          this.#actuators.recordEvent(event, now()),
+          this.#actuators.recordEvent(event, this.#clock.now()),
           this.#opts.operationsTimeoutMs,
           "event",
+          this.#clock,
         );
       } catch (err) {
         // Events are informational: a failure is logged, never retried.
@@ -212,11 +215,16 @@ function printLine(line: string): void {
 }
 
 /** Reject with a clear message when `promise` takes longer than `ms`. */
-export function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+export function withTimeout<T>(
+  promise: Promise<T>,
+  ms: number,
+  what: string,
+  clock: Clock = systemClock,
+): Promise<T> {
   if (ms <= 0) return promise;
-  let timer: ReturnType<typeof setTimeout> | undefined;
+  let timer: TimerId;
   const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what}: no result within ${ms}ms`)), ms);
+    timer = clock.setTimeout(() => reject(new Error(`${what}: no result within ${ms}ms`)), ms);
   });
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+  return Promise.race([promise, timeout]).finally(() => clock.clearTimeout(timer));
 }

@@ -20,6 +20,8 @@ import {
 } from "./kube/mod.ts";
 import { KubeConfigError } from "./kube/client.ts";
 import { type Log, logger } from "./log.ts";
+import { type Clock, systemClock } from "./clock.ts";
+import type { DrbdsetupSpawner } from "./drbd/run.ts";
 import { AgentLoop, type ClusterView } from "./loop.ts";
 import { createAgentMetrics, setHeldBack, updateDrbdMetrics } from "./metrics.ts";
 import type { Options } from "./options.ts";
@@ -29,13 +31,46 @@ import { pauseAnnotation, programName } from "./names.ts";
 import type { V1Node } from "@kubernetes/client-node";
 import { version } from "./version.ts";
 
-function connect(options: Options, observe?: (verb: string, code: string) => void) {
+/**
+ * Where an agent runs: its clock, its logs and its two edges to the world.
+ * Production runs on {@linkcode processHost}; the deterministic simulation
+ * runs one agent per simulated node in one process, each on the shared
+ * virtual clock, with the Kubernetes and drbdsetup edges answered in process.
+ * Everything between the edges is the same code.
+ */
+export interface AgentHost {
+  /** Time, timers and jitter. */
+  clock: Clock;
+  /** Loggers by component name (`agent`, `loop`, `kube`, ...). */
+  logger: (name: string) => Log;
+  /** The HTTP transport to the API server (default the global `fetch`). */
+  fetch?: typeof fetch;
+  /** Starts drbdsetup (default: the program on PATH). */
+  spawnDrbdsetup?: DrbdsetupSpawner;
+  /** Stop on SIGTERM and SIGINT: true for the process, false for a simulated agent. */
+  handleSignals: boolean;
+}
+
+/** The agent as a process: system clock, stderr logs, real network and drbdsetup. */
+export const processHost: AgentHost = Object.freeze({
+  clock: systemClock,
+  logger,
+  handleSignals: true,
+});
+
+function connect(
+  options: Options,
+  host: AgentHost,
+  observe?: (verb: string, code: string) => void,
+) {
   return KubeClient.connect({
     kubeconfig: options.kubeconfig,
     // No request may hang a decision cycle: 0 (the default) falls back to
     // the operations timeout.
     requestTimeoutMs: options.requestTimeout || options.operationsTimeout,
     observe,
+    fetch: host.fetch,
+    clock: host.clock,
   });
 }
 
@@ -103,20 +138,28 @@ async function confirmNotPaused(client: KubeClient, nodeName: string): Promise<s
 }
 
 /**
- * Run the agent until SIGTERM/SIGINT or `signal`. Returns the exit code.
+ * Run the agent until SIGTERM/SIGINT (on the process host) or `signal`.
+ * Returns the exit code.
  *
  * @throws {KubeConfigError} when no usable Kubernetes configuration is found.
  */
 export async function runAgent(
   options: Options,
   signal?: AbortSignal,
+  host: AgentHost = processHost,
 ): Promise<number> {
+  const logger = host.logger;
   const log = logger("agent");
-  const now = Date.now;
+  const clock = host.clock;
+  const now = () => clock.now();
   const metrics = createAgentMetrics();
   let client: KubeClient;
   try {
-    client = await connect(options, (verb, code) => metrics.apiRequests.inc({ verb, code }));
+    client = await connect(
+      options,
+      host,
+      (verb, code) => metrics.apiRequests.inc({ verb, code }),
+    );
   } catch (err) {
     // main.ts prints configuration problems as one line and exits with 2.
     if (err instanceof KubeConfigError) throw err;
@@ -135,17 +178,27 @@ export async function runAgent(
     log.info("signal received, stopping");
     stop.abort();
   };
-  Deno.addSignalListener("SIGTERM", onSignal);
-  Deno.addSignalListener("SIGINT", onSignal);
+  const removeSignalListeners = () => {
+    if (!host.handleSignals) return;
+    Deno.removeSignalListener("SIGTERM", onSignal);
+    Deno.removeSignalListener("SIGINT", onSignal);
+  };
+  if (host.handleSignals) {
+    Deno.addSignalListener("SIGTERM", onSignal);
+    Deno.addSignalListener("SIGINT", onSignal);
+  }
+  const drbdsetup = { spawn: host.spawnDrbdsetup, clock };
 
   // The edges wake the loop, which is created after them.
   const wakeTarget: { loop?: AgentLoop } = {};
   const wake = () => wakeTarget.loop?.wake();
   const sampler = new DrbdSampler({
+    ...drbdsetup,
     statusIntervalMs: options.drbdStatusInterval,
     timeoutMs: options.operationsTimeout,
     onChange: wake,
     onError: (command) => metrics.drbdsetupErrors.inc({ command }),
+    log: logger("drbd"),
   });
   const caches = new KubeCaches(client, {
     nodeName: options.nodeName,
@@ -162,13 +215,17 @@ export async function runAgent(
     forceDeletePod: (pod) => writer.forceDeletePod(pod),
     deleteVolumeAttachment: (name, uid, grace) => writer.deleteVolumeAttachment(name, uid, grace),
     forceSecondary: async (resource): Promise<WriteOutcome> => {
-      const outcome = await forceSecondary(resource, { timeoutMs: options.operationsTimeout });
+      const outcome = await forceSecondary(resource, {
+        ...drbdsetup,
+        timeoutMs: options.operationsTimeout,
+      });
       return outcome === "demoted" ? "done" : "already";
     },
     recordEvent: (event, at) => writer.recordEvent(event, at),
   }, {
     dryRun: options.dryRun,
     operationsTimeoutMs: options.operationsTimeout,
+    clock,
     log: logger("act"),
   });
   const loop = new AgentLoop({
@@ -178,7 +235,7 @@ export async function runAgent(
     fetchPeer: (node) => fetchPeer(client, node),
     confirmPlan: () => confirmNotPaused(client, options.nodeName),
     executor,
-    now,
+    clock,
     log: logger("loop"),
     onCycle: (report) => {
       updateDrbdMetrics(metrics, report.snapshot.drbd);
@@ -207,8 +264,7 @@ export async function runAgent(
     log.error(
       `cannot serve /healthz and /metrics on ${options.healthBindAddress}: ${errorMessage(err)}`,
     );
-    Deno.removeSignalListener("SIGTERM", onSignal);
-    Deno.removeSignalListener("SIGINT", onSignal);
+    removeSignalListeners();
     client.close();
     return 1;
   }
@@ -222,8 +278,7 @@ export async function runAgent(
     await caches.waitSynced(startupSyncWaitMs);
     await loop.run(stop.signal);
   } finally {
-    Deno.removeSignalListener("SIGTERM", onSignal);
-    Deno.removeSignalListener("SIGINT", onSignal);
+    removeSignalListeners();
     await sampler.stop();
     await caches.stop();
     await health?.stop();
@@ -242,7 +297,7 @@ export async function runStatus(options: Options, output: OutputFormat): Promise
   const log: Log = logger("status");
   let client: KubeClient;
   try {
-    client = await connect(options);
+    client = await connect(options, processHost);
   } catch (err) {
     // main.ts prints configuration problems as one line and exits with 2.
     if (err instanceof KubeConfigError) throw err;

@@ -27,6 +27,7 @@ import type { DrbdSample } from "./drbd/model.ts";
 import { errorMessage } from "./errors.ts";
 import type { Log } from "./log.ts";
 import type { Options } from "./options.ts";
+import { type Clock, systemClock } from "./clock.ts";
 
 /** Minimum time between the end of one cycle and the start of the next, ms. */
 const minCycleGapMs = 100;
@@ -59,8 +60,8 @@ export interface LoopDeps {
   confirmPlan?: () => Promise<string | undefined>;
   /** Called after every cycle (metrics, status). */
   onCycle?: (report: CycleReport) => void;
-  /** Clock (ms since epoch). */
-  now?: () => number;
+  /** Time and timers (default the system's). */
+  clock?: Clock;
   /** Logger. */
   log: Log;
 }
@@ -93,10 +94,12 @@ export class AgentLoop {
   #lastVeto: string | undefined;
   #failures = new Map<string, { count: number; until: number }>();
   #wakeAt: number | undefined;
+  readonly #clock: Clock;
 
   /** Create a loop; `run()` starts it. */
   constructor(deps: LoopDeps) {
     this.#deps = deps;
+    this.#clock = deps.clock ?? systemClock;
   }
 
   /** Ask for a cycle as soon as possible (DRBD or cache change). */
@@ -133,7 +136,7 @@ export class AgentLoop {
   /** Until the reconcile interval ends or the last decision's earliest timer matures. */
   #nextSleep(): number {
     const interval = this.#deps.options.reconcileInterval;
-    const now = (this.#deps.now ?? Date.now)();
+    const now = this.#clock.now();
     // Also wake when a failed action's backoff ends.
     const deadlines = [...this.#failures.values()].map((f) => f.until);
     if (this.#wakeAt !== undefined) deadlines.push(this.#wakeAt);
@@ -145,8 +148,7 @@ export class AgentLoop {
     if (signal.aborted) return;
     // A burst of changes (a relist, a flapping link) wakes the loop many
     // times; cycles are spaced by at least minCycleGapMs.
-    const now = this.#deps.now ?? Date.now;
-    const gap = this.#lastCycleEndedAt + minCycleGapMs - now();
+    const gap = this.#lastCycleEndedAt + minCycleGapMs - this.#clock.now();
     if (this.#wakeRequested) {
       if (gap > 0) await this.#sleep(gap);
       this.#wakeRequested = false;
@@ -160,11 +162,11 @@ export class AgentLoop {
   #sleep(ms: number): Promise<void> {
     return new Promise<void>((resolve) => {
       const finish = () => {
-        clearTimeout(timer);
+        this.#clock.clearTimeout(timer);
         this.#wakeUp = undefined;
         resolve();
       };
-      const timer = setTimeout(finish, ms);
+      const timer = this.#clock.setTimeout(finish, ms);
       this.#wakeUp = finish;
     });
   }
@@ -172,7 +174,7 @@ export class AgentLoop {
   /** One cycle: snapshot → decide → act → record. Never throws. */
   async cycle(): Promise<CycleReport | undefined> {
     const d = this.#deps;
-    const now = d.now ?? Date.now;
+    const now = () => this.#clock.now();
     const startedAt = now();
     this.#cycleStartedAt = startedAt;
     try {

@@ -8,6 +8,7 @@ import { ApiError } from "../lib/kube/client.ts";
 import type { WriteOutcome } from "../lib/kube/writes.ts";
 import { failOverScene, options, T0 } from "./decide/fixtures.ts";
 import type { Options } from "../lib/options.ts";
+import { type Clock, systemClock } from "../lib/clock.ts";
 import { waitFor } from "./helpers.ts";
 
 const quiet = { debug() {}, info() {}, warn() {}, error() {} };
@@ -44,7 +45,8 @@ function sceneLoop(
   const opts = options({ failOverTimeout: 0, ...extra.opts });
   const scene = failOverScene();
   const { nodeName: _n, drbd: _d, peers, ...cluster } = scene;
-  const now = () => extra.clock.now;
+  // Real timers, a hand-set wall clock.
+  const clock: Clock = { ...systemClock, now: () => extra.clock.now };
   return new AgentLoop({
     options: opts,
     sampleDrbd: () => ({ ...scene.drbd, confirmedAt: extra.clock.now }),
@@ -55,9 +57,9 @@ function sceneLoop(
       dryRun: false,
       operationsTimeoutMs: 1_000,
       log: quiet,
-      now,
+      clock,
     }),
-    now,
+    clock,
     log: quiet,
   });
 }

@@ -10,6 +10,8 @@
  * @module
  */
 
+import { type Clock, systemClock, type TimerId } from "../clock.ts";
+
 /** The name of the program; resolved through PATH. */
 const DRBDSETUP = "drbdsetup";
 
@@ -161,17 +163,59 @@ export interface DrbdsetupResult {
   code: number;
 }
 
-/** Options of {@linkcode runDrbdsetup}. */
-export interface RunDrbdsetupOptions {
-  /** Kill drbdsetup (SIGKILL) when it runs longer than this many milliseconds. */
-  timeoutMs: number;
-  /** Kill drbdsetup when this fires. */
-  signal?: AbortSignal;
+/**
+ * A started drbdsetup as this module uses it: the part of
+ * `Deno.ChildProcess` it needs (stdin is always /dev/null).
+ */
+export interface DrbdsetupChild {
+  /** Its standard output. */
+  readonly stdout: ReadableStream<Uint8Array>;
+  /** Its standard error. */
+  readonly stderr: ReadableStream<Uint8Array>;
+  /** Resolves when it ended. */
+  readonly status: Promise<Deno.CommandStatus>;
+  /** Sends a signal; throws when it already ended. */
+  kill(signal?: Deno.Signal): void;
+}
+
+/**
+ * Starts `drbdsetup ARGS...`. Throws as `Deno.Command.spawn` does
+ * (`Deno.errors.NotFound`, `Deno.errors.NotCapable`, ...).
+ */
+export type DrbdsetupSpawner = (
+  args: string[],
+  env: Record<string, string> | undefined,
+) => DrbdsetupChild;
+
+/** The process edge: `drbdsetup` spawned by its bare name through PATH. */
+export const spawnProcess: DrbdsetupSpawner = (args, env) =>
+  new Deno.Command(DRBDSETUP, {
+    args,
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+    env,
+  }).spawn();
+
+/** How drbdsetup is reached; every option has the production default. */
+export interface DrbdsetupEdge {
   /**
    * Extra environment for the child (test use: PATH pointing at a fake
    * drbdsetup). PATH given here is also used to find the program.
    */
   env?: Record<string, string>;
+  /** Starts the program (default {@linkcode spawnProcess}; the simulation answers in process). */
+  spawn?: DrbdsetupSpawner;
+  /** Timeouts and grace times run on this clock (default the system's). */
+  clock?: Clock;
+}
+
+/** Options of {@linkcode runDrbdsetup}. */
+export interface RunDrbdsetupOptions extends DrbdsetupEdge {
+  /** Kill drbdsetup (SIGKILL) when it runs longer than this many milliseconds. */
+  timeoutMs: number;
+  /** Kill drbdsetup when this fires. */
+  signal?: AbortSignal;
 }
 
 function spawnError(args: string[], err: unknown): DrbdsetupError {
@@ -185,24 +229,15 @@ function spawnError(args: string[], err: unknown): DrbdsetupError {
   return new DrbdsetupError({ failure: "spawn-failed", args, detail, cause: err });
 }
 
-function spawnChild(
-  args: string[],
-  options: { env?: Record<string, string> },
-): Deno.ChildProcess {
+function spawnChild(args: string[], options: DrbdsetupEdge): DrbdsetupChild {
   try {
-    return new Deno.Command(DRBDSETUP, {
-      args,
-      stdin: "null",
-      stdout: "piped",
-      stderr: "piped",
-      env: options.env,
-    }).spawn();
+    return (options.spawn ?? spawnProcess)(args, options.env);
   } catch (err) {
     throw spawnError(args, err);
   }
 }
 
-function killChild(child: Deno.ChildProcess): void {
+function killChild(child: DrbdsetupChild): void {
   try {
     child.kill("SIGKILL");
   } catch {
@@ -256,21 +291,21 @@ class TextCollector {
  * comes first. Returns false when the grace time ran out: something (a
  * grandchild) still holds the pipe open and the caller should stop reading it.
  */
-async function finishedWithinGrace(finished: Promise<void>): Promise<boolean> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
+async function finishedWithinGrace(finished: Promise<void>, clock: Clock): Promise<boolean> {
+  let timer: TimerId;
   const graceOver = new Promise<false>((resolve) => {
-    timer = setTimeout(() => resolve(false), PIPE_GRACE_MS);
+    timer = clock.setTimeout(() => resolve(false), PIPE_GRACE_MS);
   });
   try {
     return await Promise.race([finished.then(() => true), graceOver]);
   } finally {
-    clearTimeout(timer);
+    clock.clearTimeout(timer);
   }
 }
 
 /** Waits for a collector, but gives up (cancelling it) after the grace time. */
-async function finishCollecting(collector: TextCollector): Promise<void> {
-  if (await finishedWithinGrace(collector.done)) return;
+async function finishCollecting(collector: TextCollector, clock: Clock): Promise<void> {
+  if (await finishedWithinGrace(collector.done, clock)) return;
   await collector.cancel();
   await collector.done;
 }
@@ -289,11 +324,12 @@ export async function runDrbdsetup(
   options: RunDrbdsetupOptions,
 ): Promise<DrbdsetupResult> {
   if (options.signal?.aborted) throw new DrbdsetupError({ failure: "aborted", args });
+  const clock = options.clock ?? systemClock;
   const child = spawnChild(args, options);
   const stdout = new TextCollector(child.stdout);
   const stderr = new TextCollector(child.stderr);
   let stoppedBy: "timeout" | "aborted" | undefined;
-  const timer = setTimeout(() => {
+  const timer = clock.setTimeout(() => {
     stoppedBy ??= "timeout";
     killChild(child);
   }, options.timeoutMs);
@@ -306,10 +342,10 @@ export async function runDrbdsetup(
   try {
     status = await child.status;
   } finally {
-    clearTimeout(timer);
+    clock.clearTimeout(timer);
     options.signal?.removeEventListener("abort", onAbort);
   }
-  await Promise.all([finishCollecting(stdout), finishCollecting(stderr)]);
+  await Promise.all([finishCollecting(stdout, clock), finishCollecting(stderr, clock)]);
   if (stoppedBy !== undefined && !status.success) {
     throw new DrbdsetupError({ failure: stoppedBy, args, stderr: stderr.text });
   }
@@ -349,13 +385,11 @@ export type ForceSecondaryOutcome =
   | "not-loaded";
 
 /** Options of {@linkcode forceSecondary}. */
-export interface ForceSecondaryOptions {
+export interface ForceSecondaryOptions extends DrbdsetupEdge {
   /** Kill drbdsetup after this many milliseconds. */
   timeoutMs: number;
   /** Kill drbdsetup when this fires. */
   signal?: AbortSignal;
-  /** Extra environment for the child (tests). */
-  env?: Record<string, string>;
 }
 
 /**
@@ -413,10 +447,7 @@ export interface DrbdsetupProcess {
 }
 
 /** Options of {@linkcode spawnDrbdsetup}. */
-export interface SpawnDrbdsetupOptions {
-  /** Extra environment for the child (tests). */
-  env?: Record<string, string>;
-}
+export type SpawnDrbdsetupOptions = DrbdsetupEdge;
 
 /**
  * Starts a long-running `drbdsetup ARGS...` (for `events2`): stdin is
@@ -427,6 +458,7 @@ export function spawnDrbdsetup(
   args: string[],
   options: SpawnDrbdsetupOptions = {},
 ): DrbdsetupProcess {
+  const clock = options.clock ?? systemClock;
   const child = spawnChild(args, options);
   const stderr = new TextCollector(child.stderr, STDERR_KEEP_CHARS);
   const reader = child.stdout.getReader();
@@ -472,14 +504,14 @@ export function spawnDrbdsetup(
     const stoppedBeforeExit = stopped;
     // Give the consumer a moment to drain what was printed before the exit;
     // then stop reading (a grandchild might still hold the pipe open).
-    if (!(await finishedWithinGrace(readerFinished))) {
+    if (!(await finishedWithinGrace(readerFinished, clock))) {
       try {
         await reader.cancel();
       } catch {
         // Already released.
       }
     }
-    await finishCollecting(stderr);
+    await finishCollecting(stderr, clock);
     return {
       code: status.code,
       signal: status.signal,

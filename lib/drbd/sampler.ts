@@ -38,12 +38,14 @@ import { errorMessage } from "../errors.ts";
 import { Events2State, parseEvents2Dump } from "./events2.ts";
 import type { DrbdResource, DrbdResourceConfig, DrbdSample } from "./model.ts";
 import {
+  type DrbdsetupEdge,
   DrbdsetupError,
   type DrbdsetupExit,
   type DrbdsetupProcess,
   runDrbdsetupChecked,
   spawnDrbdsetup,
 } from "./run.ts";
+import { type Clock, systemClock, type TimerId } from "../clock.ts";
 import { parseShowJson } from "./show_json.ts";
 import { type Log, logger } from "../log.ts";
 
@@ -57,8 +59,8 @@ export const EVENTS2_NOW_ARGS: readonly string[] = Object.freeze(["events2", "--
 /** Arguments of the configuration read (`--show-defaults`: 9.22 hides defaults otherwise). */
 export const SHOW_ARGS: readonly string[] = Object.freeze(["show", "--show-defaults", "--json"]);
 
-/** Options of {@linkcode DrbdSampler}. */
-export interface DrbdSamplerOptions {
+/** Options of {@linkcode DrbdSampler}; the edge (env, spawn, clock) reaches drbdsetup. */
+export interface DrbdSamplerOptions extends DrbdsetupEdge {
   /** Period of the full resync in milliseconds (the agent's `drbdStatusInterval`). */
   statusIntervalMs: number;
   /** Bound on each one-shot drbdsetup command (default 10 s). */
@@ -77,10 +79,8 @@ export interface DrbdSamplerOptions {
   stallSettleMs?: number;
   /** Where log messages go (default: `logger("drbd")`). */
   log?: Log;
-  /** Wall clock for `confirmedAt` (default `Date.now`). */
+  /** Wall clock for `confirmedAt` (default the clock's `now`). */
   now?: () => number;
-  /** Extra environment for drbdsetup (tests: PATH to a fake). */
-  env?: Record<string, string>;
 }
 
 /** Problem that makes the sample unavailable. */
@@ -135,10 +135,9 @@ function exitDescription(exit: DrbdsetupExit): string {
 }
 
 /** Options of the one-shot reads. */
-interface ReadOptions {
+interface ReadOptions extends DrbdsetupEdge {
   timeoutMs: number;
   signal?: AbortSignal;
-  env?: Record<string, string>;
   onError?: (command: string) => void;
 }
 
@@ -187,15 +186,13 @@ async function readOnce(options: ReadOptions): Promise<Reading & { showError?: E
 }
 
 /** Options of {@linkcode sampleOnce}. */
-export interface SampleOnceOptions {
+export interface SampleOnceOptions extends DrbdsetupEdge {
   /** Bound on each drbdsetup command. */
   timeoutMs: number;
   /** Stops the commands when fired. */
   signal?: AbortSignal;
-  /** Wall clock for `confirmedAt` (default `Date.now`). */
+  /** Wall clock for `confirmedAt` (default the clock's `now`). */
   now?: () => number;
-  /** Extra environment for drbdsetup (tests). */
-  env?: Record<string, string>;
 }
 
 /**
@@ -205,7 +202,8 @@ export interface SampleOnceOptions {
  * `config` undefined and is mentioned in `message`.
  */
 export async function sampleOnce(options: SampleOnceOptions): Promise<DrbdSample> {
-  const now = options.now ?? Date.now;
+  const clock = options.clock ?? systemClock;
+  const now = options.now ?? (() => clock.now());
   const startedAt = now();
   const reading = await readOnce(options);
   switch (reading.kind) {
@@ -260,7 +258,8 @@ export class DrbdSampler {
   readonly #onError: (command: string) => void;
   readonly #log: Log;
   readonly #now: () => number;
-  readonly #env: Record<string, string> | undefined;
+  readonly #clock: Clock;
+  readonly #edge: DrbdsetupEdge;
 
   #started = false;
   #stopped = false;
@@ -292,7 +291,7 @@ export class DrbdSampler {
   #suspectResyncs = 0;
 
   #supervisor: Promise<void> | undefined;
-  #resyncTimer: ReturnType<typeof setTimeout> | undefined;
+  #resyncTimer: TimerId;
   #resyncRunning: Promise<void> | undefined;
   #resyncAgain = false;
   #configResyncAt = -Infinity;
@@ -310,8 +309,10 @@ export class DrbdSampler {
     this.#onChange = options.onChange ?? (() => {});
     this.#onError = options.onError ?? (() => {});
     this.#log = options.log ?? logger("drbd");
-    this.#now = options.now ?? Date.now;
-    this.#env = options.env;
+    const clock = options.clock ?? systemClock;
+    this.#clock = clock;
+    this.#now = options.now ?? (() => clock.now());
+    this.#edge = { env: options.env, spawn: options.spawn, clock };
   }
 
   /** Starts the events2 stream and the periodic resync (the first one at once). */
@@ -327,7 +328,7 @@ export class DrbdSampler {
     if (this.#stopped) return;
     this.#stopped = true;
     this.#abort.abort();
-    clearTimeout(this.#resyncTimer);
+    this.#clock.clearTimeout(this.#resyncTimer);
     this.#resyncTimer = undefined;
     for (const wake of [...this.#sleepers]) wake();
     this.#wakeSupervisor?.();
@@ -388,7 +389,7 @@ export class DrbdSampler {
       if (this.#resyncRunning !== undefined) await this.#resyncRunning;
       return;
     }
-    clearTimeout(this.#resyncTimer);
+    this.#clock.clearTimeout(this.#resyncTimer);
     this.#resyncTimer = undefined;
     this.#resyncRunning = this.#resyncLoop();
     await this.#resyncRunning;
@@ -425,19 +426,19 @@ export class DrbdSampler {
     if (this.#stopped) return Promise.resolve();
     return new Promise((resolve) => {
       const done = () => {
-        clearTimeout(timer);
+        this.#clock.clearTimeout(timer);
         this.#sleepers.delete(done);
         resolve();
       };
-      const timer = setTimeout(done, ms);
+      const timer = this.#clock.setTimeout(done, ms);
       this.#sleepers.add(done);
     });
   }
 
   #scheduleResync(delayMs: number): void {
     if (this.#stopped || !this.#started) return;
-    clearTimeout(this.#resyncTimer);
-    this.#resyncTimer = setTimeout(() => {
+    this.#clock.clearTimeout(this.#resyncTimer);
+    this.#resyncTimer = this.#clock.setTimeout(() => {
       this.#resyncTimer = undefined;
       if (this.#resyncRunning === undefined) this.#resyncRunning = this.#resyncLoop();
       else this.#resyncAgain = true;
@@ -463,9 +464,9 @@ export class DrbdSampler {
     const activityBefore = this.#streamActivity;
     const startedAt = this.#now();
     const reading = await readOnce({
+      ...this.#edge,
       timeoutMs: this.#timeoutMs,
       signal: this.#abort.signal,
-      env: this.#env,
       onError: (command) => this.#reportError(command),
     });
     if (this.#stopped) return;
@@ -640,7 +641,7 @@ export class DrbdSampler {
     const startedAt = this.#now();
     let process: DrbdsetupProcess;
     try {
-      process = spawnDrbdsetup([...EVENTS2_STREAM_ARGS], { env: this.#env });
+      process = spawnDrbdsetup([...EVENTS2_STREAM_ARGS], this.#edge);
     } catch (err) {
       const message = errorMessage(err);
       if (this.#live === undefined && this.#stored === undefined) {
@@ -665,7 +666,7 @@ export class DrbdSampler {
         this.#endLive(state);
       });
     }
-    const ranStableMs = liveSince === undefined ? 0 : performance.now() - liveSince;
+    const ranStableMs = liveSince === undefined ? 0 : this.#clock.monotonic() - liveSince;
     if (!exit.stopped && exit.signal === null && exitError(exit).notLoaded) {
       return { kind: "not-loaded" };
     }
@@ -675,7 +676,7 @@ export class DrbdSampler {
   /**
    * Applies the stream's lines to `state` until the stream ends, making it
    * the live state once its dump is complete. Returns when it went live
-   * (`performance.now()`), or undefined if it never did.
+   * (`this.#clock.monotonic()`), or undefined if it never did.
    */
   async #follow(
     process: DrbdsetupProcess,
@@ -703,7 +704,7 @@ export class DrbdSampler {
           continue;
         }
         if (applied.endOfDump && liveSince === undefined) {
-          liveSince = performance.now();
+          liveSince = this.#clock.monotonic();
           this.#live = state;
           this.#liveConfirmedAt = startedAt;
           this.#stored = undefined;
@@ -725,9 +726,9 @@ export class DrbdSampler {
       // failing `show`) cannot turn every stream batch into a resync.
       else if (
         this.#live === state && this.#lacksConfig(state) &&
-        performance.now() - this.#configResyncAt > 1_000
+        this.#clock.monotonic() - this.#configResyncAt > 1_000
       ) {
-        this.#configResyncAt = performance.now();
+        this.#configResyncAt = this.#clock.monotonic();
         this.#scheduleResync(0);
       }
     }

@@ -26,6 +26,7 @@
 
 import { ApiError, type KubeClient } from "./client.ts";
 import { errorMessage } from "../errors.ts";
+import { sleep, type TimerId } from "../clock.ts";
 
 /** Logger used by caches. */
 export interface CacheLogger {
@@ -167,9 +168,11 @@ export class ListWatchCache<T> {
 
   /** Wait until synced or the deadline passed; returns `synced`. */
   async waitSynced(timeoutMs: number): Promise<boolean> {
-    const deadline = performance.now() + timeoutMs;
-    while (!this.synced && performance.now() < deadline && !this.#stop.signal.aborted) {
-      await delay(20, this.#stop.signal);
+    const deadline = this.#client.clock.monotonic() + timeoutMs;
+    while (
+      !this.synced && this.#client.clock.monotonic() < deadline && !this.#stop.signal.aborted
+    ) {
+      await sleep(this.#client.clock, 20, this.#stop.signal);
     }
     return this.synced;
   }
@@ -186,7 +189,7 @@ export class ListWatchCache<T> {
       let wait: number | undefined;
       try {
         const resyncDue = o.resyncIntervalMs > 0 &&
-          performance.now() - this.#lastListAt >= o.resyncIntervalMs;
+          this.#client.clock.monotonic() - this.#lastListAt >= o.resyncIntervalMs;
         if (needList || resyncDue) {
           await this.#list();
           needList = false;
@@ -196,7 +199,7 @@ export class ListWatchCache<T> {
         // A timer may fire a little early; the relist it was cut for is due.
         if (watch.outcome === "resync") needList = true;
         const expired = watch.outcome === "expired";
-        const now = performance.now();
+        const now = this.#client.clock.monotonic();
         const sincePreviousExpiry = now - lastExpiryAt;
         if (expired) {
           lastExpiryAt = now;
@@ -251,9 +254,10 @@ export class ListWatchCache<T> {
 
   async #sleep(ms: number): Promise<void> {
     await new Promise<void>((resolve) => {
-      const timer = setTimeout(done, ms);
+      const clock = this.#client.clock;
+      const timer = clock.setTimeout(done, ms);
       function done() {
-        clearTimeout(timer);
+        clock.clearTimeout(timer);
         resolve();
       }
       this.#wake = done;
@@ -287,7 +291,7 @@ export class ListWatchCache<T> {
     if (skipped > 0) o.log.warn(`${o.name}: skipped ${skipped} malformed objects`);
     this.#items = items;
     this.#resourceVersion = list.metadata.resourceVersion;
-    this.#lastListAt = performance.now();
+    this.#lastListAt = this.#client.clock.monotonic();
     this.#synced = true;
     this.#healthy = true;
     this.#problem = "";
@@ -301,30 +305,31 @@ export class ListWatchCache<T> {
   async #watch(): Promise<WatchResult> {
     const o = this.#opts;
     const base = o.watchTimeoutSeconds ?? 60;
-    const timeoutSeconds = Math.max(1, Math.round(base * (1 + Math.random() * 0.25)));
+    const timeoutSeconds = Math.max(1, Math.round(base * (1 + this.#client.clock.random() * 0.25)));
     const graceMs = o.watchGraceMs ?? 15_000;
     const abort = new AbortController();
     const onStop = () => abort.abort();
     this.#stop.signal.addEventListener("abort", onStop);
     // A stream that outlives the timeout the server promised is dead.
-    const deadline = setTimeout(
+    const clock = this.#client.clock;
+    const deadline = clock.setTimeout(
       () => abort.abort(new Error("stalled")),
       timeoutSeconds * 1000 + graceMs,
     );
     // A relist is due even if the server keeps the watch open.
     const resyncLeft = o.resyncIntervalMs > 0
-      ? Math.max(0, o.resyncIntervalMs - (performance.now() - this.#lastListAt))
+      ? Math.max(0, o.resyncIntervalMs - (this.#client.clock.monotonic() - this.#lastListAt))
       : 0;
     const resync = o.resyncIntervalMs > 0
-      ? setTimeout(() => abort.abort(new Error("resync")), resyncLeft)
+      ? clock.setTimeout(() => abort.abort(new Error("resync")), resyncLeft)
       : undefined;
     this.#watchProven = false;
     let openedAt: number | undefined;
-    let proof: ReturnType<typeof setTimeout> | undefined;
+    let proof: TimerId;
     const result = (outcome: WatchResult["outcome"]): WatchResult => ({
       outcome,
       proven: this.#watchProven,
-      openMs: openedAt === undefined ? undefined : performance.now() - openedAt,
+      openMs: openedAt === undefined ? undefined : this.#client.clock.monotonic() - openedAt,
     });
     try {
       const stream = await this.#client.openStream(o.path, {
@@ -335,9 +340,12 @@ export class ListWatchCache<T> {
         labelSelector: o.labelSelector,
         fieldSelector: o.fieldSelector,
       }, abort.signal);
-      openedAt = performance.now();
+      openedAt = this.#client.clock.monotonic();
       // Short timeouts (tests) must not make every normal end look quick.
-      proof = setTimeout(() => this.#proveWatch(), Math.min(quickWatchMs, timeoutSeconds * 500));
+      proof = clock.setTimeout(
+        () => this.#proveWatch(),
+        Math.min(quickWatchMs, timeoutSeconds * 500),
+      );
       try {
         return result(await this.#consume(stream.body, abort.signal));
       } finally {
@@ -360,9 +368,9 @@ export class ListWatchCache<T> {
       if (err instanceof ApiError && err.status === 410) return result("expired");
       throw err;
     } finally {
-      clearTimeout(deadline);
-      clearTimeout(proof);
-      if (resync !== undefined) clearTimeout(resync);
+      clock.clearTimeout(deadline);
+      clock.clearTimeout(proof);
+      clock.clearTimeout(resync);
       this.#stop.signal.removeEventListener("abort", onStop);
     }
   }
@@ -453,16 +461,4 @@ function describeFailedWatch(watch: WatchResult, sincePreviousExpiryMs: number):
   if (watch.openMs === undefined) return "was answered 410 Expired";
   const how = watch.outcome === "expired" ? "expired (410)" : "ended";
   return `${how} after ${Math.round(watch.openMs)}ms without events`;
-}
-
-function delay(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    const timer = setTimeout(finish, ms);
-    signal.addEventListener("abort", finish, { once: true });
-    function finish() {
-      clearTimeout(timer);
-      signal.removeEventListener("abort", finish);
-      resolve();
-    }
-  });
 }

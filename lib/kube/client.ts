@@ -17,6 +17,7 @@ import { KubeConfig } from "@kubernetes/client-node";
 import type https from "node:https";
 import { delimiter, dirname } from "node:path";
 import { errorMessage } from "../errors.ts";
+import { type Clock, systemClock } from "../clock.ts";
 
 // Kept here too while callers still import it from the Kubernetes edge.
 export { errorMessage };
@@ -368,6 +369,14 @@ export interface ClientOptions {
   requestTimeoutMs: number;
   /** Called after every request. */
   observe?: RequestObserver;
+  /**
+   * Sends the HTTP requests (default the global `fetch`; the simulation
+   * answers in process). Only the transport is replaced: URLs, headers,
+   * timeouts and error handling stay this client's.
+   */
+  fetch?: typeof fetch;
+  /** Request timeouts and the token re-read interval run on this clock (default the system's). */
+  clock?: Clock;
 }
 
 const authRefreshMs = 60_000;
@@ -382,6 +391,9 @@ export class KubeClient {
   readonly #http: Deno.HttpClient | undefined;
   readonly #requestTimeoutMs: number;
   readonly #observe: RequestObserver;
+  readonly #fetch: typeof fetch;
+  /** The clock of this client and of the caches and reads built on it. */
+  readonly clock: Clock;
   #headers: Record<string, string> = {};
   #headersAt = -Infinity;
 
@@ -398,6 +410,8 @@ export class KubeClient {
     this.#http = http;
     this.#requestTimeoutMs = options.requestTimeoutMs;
     this.#observe = options.observe ?? (() => {});
+    this.#fetch = options.fetch ?? fetch;
+    this.clock = options.clock ?? systemClock;
   }
 
   /**
@@ -472,7 +486,7 @@ export class KubeClient {
 
   async #authHeaders(): Promise<Record<string, string>> {
     // Service-account tokens are rotated on disk; re-read them regularly.
-    if (performance.now() - this.#headersAt < authRefreshMs) return this.#headers;
+    if (this.clock.monotonic() - this.#headersAt < authRefreshMs) return this.#headers;
     const opts: https.RequestOptions = {};
     await this.#kc.applyToHTTPSOptions(opts);
     const headers: Record<string, string> = {};
@@ -481,7 +495,7 @@ export class KubeClient {
     }
     if (opts.auth) headers.Authorization = `Basic ${btoa(opts.auth)}`;
     this.#headers = headers;
-    this.#headersAt = performance.now();
+    this.#headersAt = this.clock.monotonic();
     return headers;
   }
 
@@ -564,13 +578,13 @@ export class KubeClient {
     const timeoutMs = stream ? 0 : (options.timeoutMs || this.#requestTimeoutMs);
     let timedOut = false;
     const timer = timeoutMs > 0
-      ? setTimeout(() => {
+      ? this.clock.setTimeout(() => {
         timedOut = true;
         controller.abort(new Error("timeout"));
       }, timeoutMs)
       : undefined;
     const done = () => {
-      if (timer !== undefined) clearTimeout(timer);
+      this.clock.clearTimeout(timer);
       options.signal?.removeEventListener("abort", onAbort);
     };
     let response: Response;
@@ -583,7 +597,7 @@ export class KubeClient {
       if (options.body !== undefined) {
         headers["Content-Type"] = options.contentType ?? "application/json";
       }
-      response = await fetch(this.url(path, options.query), {
+      response = await this.#fetch(this.url(path, options.query), {
         method,
         headers,
         body: options.body === undefined ? undefined : JSON.stringify(options.body),

@@ -48,7 +48,7 @@ export async function fetchPeer(client: KubeClient, nodeName: string): Promise<P
       pods,
       kubeletLease: rawLease === null
         ? null
-        : slimLease(rawLease.body, { serverDate: rawLease.serverDate, readAt: Date.now() }),
+        : slimLease(rawLease.body, { serverDate: rawLease.serverDate, readAt: client.clock.now() }),
     };
   } catch (err) {
     return { ok: false, error: `cannot read node ${nodeName} and its pods: ${errorMessage(err)}` };
