@@ -29,6 +29,7 @@ import {
 } from "./controllers/mod.ts";
 import { type AgentProcess, spawnAgent, waitHealthy } from "./agent_process.ts";
 import { Timeline } from "./timeline.ts";
+import { statefulSet } from "./controllers/testing.ts";
 import { waitFor } from "../helpers.ts";
 import yaml from "js-yaml";
 
@@ -130,17 +131,11 @@ export class SimCluster {
       dialect: options.dialect,
       connectionNames: options.connectionNames,
     });
-    const replicas = options.replicas ??
-      { diskful: nodes.slice(0, 2), diskless: nodes.slice(2, 3) };
-    const base = linstorProvisioner();
-    // The LINSTOR side of provisioning: every new PV is a DRBD resource.
-    const provisioner: Provisioner = (claim) => {
-      const pv = base(claim);
-      if (pv?.metadata.name) {
-        drbd.addResource(pv.metadata.name, { ...replicas, config: options.drbdConfig });
-      }
-      return pv;
-    };
+    const provisioner = drbdProvisioner(
+      drbd,
+      options.replicas ?? { diskful: nodes.slice(0, 2), diskless: nodes.slice(2, 3) },
+      options.drbdConfig,
+    );
     const controllers = new Controllers({
       clock,
       server,
@@ -201,28 +196,7 @@ export class SimCluster {
     name: string,
     options: { replicas?: number; annotations?: Record<string, string> } = {},
   ): KubeObject {
-    return this.server.create({
-      apiVersion: "apps/v1",
-      kind: "StatefulSet",
-      metadata: { name, namespace: "default" },
-      spec: {
-        replicas: options.replicas ?? 1,
-        serviceName: name,
-        selector: { matchLabels: { app: name } },
-        template: {
-          metadata: { labels: { app: name }, annotations: options.annotations },
-          spec: { containers: [{ name: "app", image: "registry.example/app:1" }] },
-        },
-        volumeClaimTemplates: [{
-          metadata: { name: "data" },
-          spec: {
-            accessModes: ["ReadWriteOnce"],
-            storageClassName: "linstor",
-            resources: { requests: { storage: "1Gi" } },
-          },
-        }],
-      },
-    });
+    return this.server.create(statefulSet(name, options));
   }
 
   /** The pod `name` (namespace default), if it exists. */
@@ -299,6 +273,23 @@ export class SimCluster {
       );
     }
   }
+}
+
+/**
+ * LINSTOR's provisioning: every new PV of the `linstor` class is also a DRBD
+ * resource with these replicas.
+ */
+export function drbdProvisioner(
+  drbd: DrbdCluster,
+  replicas: { diskful: string[]; diskless: string[] },
+  config?: SimClusterOptions["drbdConfig"],
+): Provisioner {
+  const base = linstorProvisioner();
+  return (claim) => {
+    const pv = base(claim);
+    if (pv?.metadata.name) drbd.addResource(pv.metadata.name, { ...replicas, config });
+    return pv;
+  };
 }
 
 const kustomizeDir = new URL("../../deploy/kustomize/", import.meta.url);

@@ -11,6 +11,8 @@
  * @module
  */
 
+import { mulberry32 } from "../random.ts";
+
 /** What a test asks for. */
 export interface FaultSpec {
   /** `get`, `list`, `watch`, `create`, `update`, `patch`, `delete`, `deletecollection`, `evict`, `discovery`. */
@@ -78,18 +80,6 @@ interface Entry {
   left: number;
 }
 
-/** Deterministic pseudo-random numbers in [0, 1) (mulberry32). */
-function generator(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 /** The set of active faults of one server. */
 export class Faults {
   #entries: Entry[] = [];
@@ -98,7 +88,7 @@ export class Faults {
 
   /** Creates an empty set; `seed` fixes the `rate` draws. */
   constructor(seed = 1) {
-    this.#random = generator(seed);
+    this.#random = mulberry32(seed);
   }
 
   /** Adds a fault; returns its id. */

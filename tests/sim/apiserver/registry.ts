@@ -113,12 +113,18 @@ export class Registry {
   readonly store: Store;
   #defs: ResourceDef[] = [];
   #now: () => Date;
+  #random: (() => number) | undefined;
   #fieldLabels = new Map<ResourceDef, Set<string>>();
 
   /** Creates a registry serving the built-in kinds. */
-  constructor(store: Store, options: { now?: () => Date } = {}) {
+  /**
+   * `random` (numbers in [0, 1)) makes UIDs and generated names reproducible
+   * (the deterministic simulation); without it they come from `crypto`.
+   */
+  constructor(store: Store, options: { now?: () => Date; random?: () => number } = {}) {
     this.store = store;
     this.#now = options.now ?? (() => new Date());
+    this.#random = options.random;
     for (const def of builtinResources()) this.register(def);
   }
 
@@ -303,7 +309,7 @@ export class Registry {
       delete meta.namespace;
     }
     if ((meta.name === undefined || meta.name === "") && meta.generateName) {
-      meta.name = `${meta.generateName}${randomSuffix()}`;
+      meta.name = `${meta.generateName}${randomSuffix(this.#random)}`;
     }
     if (meta.name === undefined || meta.name === "") {
       throw invalid({ kind: def.kind, group: def.group, name: "" }, [{
@@ -321,7 +327,7 @@ export class Registry {
     const stored = def.fromView !== undefined ? def.fromView(view) : view;
     const sm = stored.metadata;
     const now = this.#now();
-    sm.uid = crypto.randomUUID();
+    sm.uid = this.#random === undefined ? crypto.randomUUID() : seededUuid(this.#random);
     sm.creationTimestamp = rfc3339(now);
     sm.generation = 1;
     delete sm.resourceVersion;
@@ -748,11 +754,22 @@ function setOrDelete(meta: Record<string, unknown>, key: string, value: unknown)
 
 const suffixAlphabet = "bcdfghjklmnpqrstvwxz2456789";
 
-function randomSuffix(): string {
+function randomSuffix(random: (() => number) | undefined): string {
   let out = "";
-  const bytes = crypto.getRandomValues(new Uint8Array(5));
+  const bytes = random === undefined
+    ? crypto.getRandomValues(new Uint8Array(5))
+    : Uint8Array.from({ length: 5 }, () => Math.floor(random() * 256));
   for (const b of bytes) out += suffixAlphabet[b % suffixAlphabet.length];
   return out;
+}
+
+/** A version-4 UUID from `random`. */
+function seededUuid(random: () => number): string {
+  const hex = Array.from({ length: 32 }, () => Math.floor(random() * 16).toString(16));
+  hex[12] = "4";
+  hex[16] = "89ab"[Math.floor(random() * 4)];
+  const h = hex.join("");
+  return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
 }
 
 /** Whether the pod's Ready condition is True. */

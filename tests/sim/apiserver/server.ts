@@ -57,7 +57,7 @@ import {
 import type { FaultEffect, FaultTarget } from "./faults.ts";
 import { Faults } from "./faults.ts";
 import { kubeconfigYaml, makeCertificates } from "./tls.ts";
-import { WatchHub } from "./watch.ts";
+import { realTimers, WatchHub, type WatchTimers } from "./watch.ts";
 
 /** Options of {@link ApiServer.start}. */
 export interface ApiServerOptions {
@@ -92,7 +92,30 @@ export interface ApiServerOptions {
    * The admin token is never restricted; ServiceAccount tokens are.
    */
   rbac?: boolean;
+  /**
+   * Timers of watches and injected latencies (default real ones). The
+   * deterministic simulation passes its virtual SimClock.
+   */
+  timers?: WatchTimers;
+  /**
+   * Random numbers in [0, 1) for UIDs, generated names, the default token and
+   * watch timeouts (default `crypto` and `Math.random`): a seeded source makes
+   * a run reproducible.
+   */
+  random?: () => number;
 }
+
+/** Options of {@linkcode ApiServer.inProcess}: no listener, no TLS. */
+export type InProcessOptions = Omit<ApiServerOptions, "tls" | "port">;
+
+/** The address in-process servers use; it is never looked up or connected to. */
+export const inProcessUrl = "http://apiserver.sim:6443";
+
+/** What an in-process request's handler is told about its connection. */
+const inProcessInfo = {
+  remoteAddr: { transport: "tcp", hostname: "127.0.0.1", port: 0 },
+  completed: Promise.resolve(),
+} as unknown as Deno.ServeHandlerInfo<Deno.NetAddr>;
 
 /** One logged HTTP request. */
 export interface RequestRecord {
@@ -180,7 +203,8 @@ export class ApiServer {
   /** Whether `pods/eviction` is served; may be switched at any time. */
   evictionSupported: boolean;
 
-  #http: Deno.HttpServer<Deno.NetAddr>;
+  #http: Deno.HttpServer<Deno.NetAddr> | undefined;
+  #timers: WatchTimers;
   #hub: WatchHub;
   #tokens: TokenBook;
   #authorizer: Authorizer;
@@ -200,7 +224,8 @@ export class ApiServer {
     api: Registry;
     faults: Faults;
     hub: WatchHub;
-    http: Deno.HttpServer<Deno.NetAddr>;
+    http: Deno.HttpServer<Deno.NetAddr> | undefined;
+    timers: WatchTimers;
     auth: boolean;
     aggregated: boolean;
     eviction: boolean;
@@ -217,6 +242,7 @@ export class ApiServer {
     this.faults = parts.faults;
     this.#hub = parts.hub;
     this.#http = parts.http;
+    this.#timers = parts.timers;
     this.#auth = parts.auth;
     this.#aggregated = parts.aggregated;
     this.evictionSupported = parts.eviction;
@@ -232,20 +258,7 @@ export class ApiServer {
     const ownDir = options.dir === undefined;
     const dir = options.dir ?? await Deno.makeTempDir({ prefix: "apiserver-sim-" });
     const certs = tls ? await makeCertificates(dir) : undefined;
-    const store = new Store({ historyLimit: options.historyLimit });
-    const api = new Registry(store, { now: options.now });
-    for (const ns of options.namespaces ?? defaultNamespaces) {
-      api.create({ def: api.resolve("namespaces") }, { metadata: { name: ns } }, {
-        privileged: true,
-      });
-    }
-    const hub = new WatchHub({
-      bookmarkIntervalMs: options.bookmarkIntervalMs,
-      defaultTimeoutMs: options.watchTimeoutMs !== undefined
-        ? () => options.watchTimeoutMs!
-        : undefined,
-    });
-    const token = options.token ?? crypto.randomUUID().replaceAll("-", "");
+    const parts = ApiServer.#parts(options);
     // the handler exists before the server object it forwards to
     const ready: { server?: ApiServer } = {};
     const handler = (req: Request, info: Deno.ServeHandlerInfo<Deno.NetAddr>) => {
@@ -262,28 +275,136 @@ export class ApiServer {
     const kubeconfigPath = `${dir}/kubeconfig`;
     await Deno.writeTextFile(
       kubeconfigPath,
-      kubeconfigYaml({ server: url, caPem: certs?.caPem, token }),
+      kubeconfigYaml({ server: url, caPem: certs?.caPem, token: parts.token }),
     );
     const server = new ApiServer({
+      ...parts,
       url,
       kubeconfigPath,
-      token,
       caPem: certs?.caPem,
-      store,
-      api,
-      faults: new Faults(options.faultSeed ?? 1),
-      hub,
       http,
       auth: options.auth ?? tls,
-      aggregated: options.aggregatedDiscovery ?? true,
-      eviction: options.eviction ?? true,
       dir,
       ownDir,
-      rbac: options.rbac ?? false,
     });
     ready.server = server;
     return server;
   }
+
+  /**
+   * A server without a listener, answered through {@linkcode ApiServer.fetch}
+   * (the deterministic simulation). Its kubeconfig names
+   * {@linkcode inProcessUrl}; `dir` (default a new temp dir) holds it.
+   */
+  static async inProcess(options: InProcessOptions = {}): Promise<ApiServer> {
+    const ownDir = options.dir === undefined;
+    const dir = options.dir ?? await Deno.makeTempDir({ prefix: "apiserver-sim-" });
+    const parts = ApiServer.#parts(options);
+    const kubeconfigPath = `${dir}/kubeconfig`;
+    await Deno.writeTextFile(
+      kubeconfigPath,
+      kubeconfigYaml({ server: inProcessUrl, token: parts.token }),
+    );
+    return new ApiServer({
+      ...parts,
+      url: inProcessUrl,
+      kubeconfigPath,
+      http: undefined,
+      auth: options.auth ?? false,
+      dir,
+      ownDir,
+    });
+  }
+
+  static #parts(options: ApiServerOptions) {
+    const store = new Store({ historyLimit: options.historyLimit });
+    const api = new Registry(store, { now: options.now, random: options.random });
+    for (const ns of options.namespaces ?? defaultNamespaces) {
+      api.create({ def: api.resolve("namespaces") }, { metadata: { name: ns } }, {
+        privileged: true,
+      });
+    }
+    const hub = new WatchHub({
+      bookmarkIntervalMs: options.bookmarkIntervalMs,
+      defaultTimeoutMs: options.watchTimeoutMs !== undefined
+        ? () => options.watchTimeoutMs!
+        : undefined,
+      timers: options.timers,
+      random: options.random,
+    });
+    const token = options.token ??
+      (options.random === undefined
+        ? crypto.randomUUID().replaceAll("-", "")
+        : Array.from({ length: 32 }, () => Math.floor(options.random!() * 16).toString(16))
+          .join(""));
+    return {
+      store,
+      api,
+      hub,
+      token,
+      faults: new Faults(options.faultSeed ?? 1),
+      timers: options.timers ?? realTimers,
+      aggregated: options.aggregatedDiscovery ?? true,
+      eviction: options.eviction ?? true,
+      rbac: options.rbac ?? false,
+    };
+  }
+
+  /**
+   * Answers a request as the listener would, in process: what a client's
+   * `fetch` does, including a response body that ends with an error when
+   * the request's signal aborts (and tells the server the client left).
+   */
+  readonly fetch = async (input: RequestInfo | URL, init?: RequestInit): Promise<Response> => {
+    const request = new Request(input, init);
+    const signal = request.signal;
+    if (signal.aborted) throw signal.reason;
+    const response = await this.#handle(request, inProcessInfo);
+    if (signal.aborted) {
+      await response.body?.cancel().catch(() => {});
+      throw signal.reason;
+    }
+    if (response.body === null) return response;
+    const source = response.body.getReader();
+    let onAbort = () => {};
+    const body = new ReadableStream<Uint8Array>({
+      start(controller) {
+        onAbort = () => {
+          source.cancel(signal.reason).catch(() => {});
+          try {
+            controller.error(signal.reason);
+          } catch {
+            // Already closed.
+          }
+        };
+        signal.addEventListener("abort", onAbort, { once: true });
+      },
+      async pull(controller) {
+        try {
+          const { value, done } = await source.read();
+          if (done) {
+            signal.removeEventListener("abort", onAbort);
+            controller.close();
+          } else controller.enqueue(value);
+        } catch (err) {
+          signal.removeEventListener("abort", onAbort);
+          controller.error(err);
+        }
+      },
+      cancel(reason) {
+        signal.removeEventListener("abort", onAbort);
+        return source.cancel(reason);
+      },
+    });
+    const headers = new Headers(response.headers);
+    // What Deno.serve adds to every answer: the server's (simulated) time.
+    if (!headers.has("date")) headers.set("date", this.api.now().toUTCString());
+    return new Response(body, {
+      status: response.status,
+      statusText: response.statusText,
+      headers,
+    });
+  };
 
   // ------------------------------------------------------------- test hooks
 
@@ -454,7 +575,7 @@ export class ApiServer {
     this.#closed = true;
     this.#closing.abort();
     this.#hub.closeAll();
-    await this.#http.shutdown();
+    await this.#http?.shutdown();
     this.#hub.closeAll();
     if (this.#ownDir) await Deno.remove(this.#dir, { recursive: true }).catch(() => {});
   }
@@ -471,7 +592,7 @@ export class ApiServer {
       query,
       verb: "discovery",
       status: 0,
-      time: new Date(),
+      time: this.api.now(),
     };
     const contentType = req.headers.get("content-type");
     if (contentType !== null) record.contentType = contentType;
@@ -572,15 +693,15 @@ export class ApiServer {
     const closing = this.#closing.signal;
     const wait = (ms: number | undefined) =>
       new Promise<void>((resolve) => {
-        let timer: ReturnType<typeof setTimeout> | undefined;
+        let cancel: (() => void) | undefined;
         const done = () => {
-          if (timer !== undefined) clearTimeout(timer);
+          cancel?.();
           closing.removeEventListener("abort", done);
           resolve();
         };
         if (closing.aborted) return resolve();
         closing.addEventListener("abort", done, { once: true });
-        if (ms !== undefined) timer = setTimeout(done, ms);
+        if (ms !== undefined) cancel = this.#timers.after(ms, done);
       });
     if (fault.latencyMs > 0) await wait(fault.latencyMs);
     if (fault.until.length > 0) {

@@ -44,7 +44,31 @@ export interface WatchHubOptions {
   bookmarkIntervalMs?: number;
   /** Server-side timeout of watches without `timeoutSeconds` (default 30–60 min). */
   defaultTimeoutMs?: () => number;
+  /** Timers of the watches (default real ones; the simulation passes its SimClock). */
+  timers?: WatchTimers;
+  /** Random numbers in [0, 1) for the default timeout (default `Math.random`). */
+  random?: () => number;
 }
+
+/** How watches set timers; a SimClock is one. */
+export interface WatchTimers {
+  /** Runs `fn` once after `ms`; returns a cancel function. */
+  after(ms: number, fn: () => void): () => void;
+  /** Runs `fn` every `ms`; returns a cancel function. */
+  every(ms: number, fn: () => void): () => void;
+}
+
+/** Real timers. */
+export const realTimers: WatchTimers = {
+  after(ms, fn) {
+    const id = setTimeout(fn, ms);
+    return () => clearTimeout(id);
+  },
+  every(ms, fn) {
+    const id = setInterval(fn, ms);
+    return () => clearInterval(id);
+  },
+};
 
 const encoder = new TextEncoder();
 
@@ -65,8 +89,7 @@ class ActiveWatch {
   #queue: string[] = [];
   #closed = false;
   #closeWhenUnstalled = false;
-  #timers: ReturnType<typeof setTimeout>[] = [];
-  #bookmarkTimer: ReturnType<typeof setInterval> | undefined;
+  #timers: (() => void)[] = [];
   #unsubscribe: (() => void) | undefined;
   #sentHeaders = false;
   readonly body: ReadableStream<Uint8Array>;
@@ -115,16 +138,18 @@ class ActiveWatch {
       if (change.storage === storage) this.#deliver(change, registry);
     });
     const hubOptions = this.#hub.options;
+    const timers = hubOptions.timers ?? realTimers;
     if (req.allowBookmarks) {
       const every = hubOptions.bookmarkIntervalMs ?? 60_000;
-      this.#bookmarkTimer = setInterval(() => {
+      this.#timers.push(timers.every(every, () => {
         if (!this.#hub.stalled) this.#sendBookmark(registry.store.resourceVersion);
-      }, every);
+      }));
     }
+    const random = hubOptions.random ?? Math.random;
     const timeoutMs = req.timeoutSeconds !== undefined
       ? req.timeoutSeconds * 1000
-      : (hubOptions.defaultTimeoutMs ?? (() => 1_800_000 * (1 + Math.random())))();
-    this.#timers.push(setTimeout(() => this.#timeout(), timeoutMs));
+      : (hubOptions.defaultTimeoutMs ?? (() => 1_800_000 * (1 + random())))();
+    this.#timers.push(timers.after(timeoutMs, () => this.#timeout()));
   }
 
   #timeout(): void {
@@ -230,8 +255,8 @@ class ActiveWatch {
     this.#closed = true;
     this.#queue = [];
     this.#unsubscribe?.();
-    for (const t of this.#timers) clearTimeout(t);
-    if (this.#bookmarkTimer !== undefined) clearInterval(this.#bookmarkTimer);
+    for (const cancel of this.#timers) cancel();
+    this.#timers = [];
     this.#hub.forget(this);
   }
 }

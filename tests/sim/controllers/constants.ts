@@ -110,5 +110,6 @@ const minRealPeriodMs = 5;
  * how late a time-based step can be).
  */
 export function periodFor(clock: SimClock, simMs: number): number {
+  if (clock.virtual) return simMs;
   return Math.max(simMs, clock.scale * minRealPeriodMs);
 }

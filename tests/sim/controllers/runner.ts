@@ -30,7 +30,7 @@ export class Runner {
   #run: () => void;
   #periodMs: number | undefined;
   #stopPeriodic: (() => void) | undefined;
-  #kickTimer: ReturnType<typeof setTimeout> | undefined;
+  #kickTimer: (() => void) | undefined;
   #wake: { at: number; cancel: () => void } | undefined;
   #stopped = true;
 
@@ -61,10 +61,10 @@ export class Runner {
   /** Runs a pass soon (coalesced with other kicks). */
   kick(): void {
     if (this.#stopped || this.#kickTimer !== undefined) return;
-    this.#kickTimer = setTimeout(() => {
+    this.#kickTimer = this.#cluster.clock.after(0, () => {
       this.#kickTimer = undefined;
       this.#pass();
-    }, 0);
+    });
   }
 
   /** Runs a pass at simulated time `at` (only the earliest asked time is kept). */
@@ -85,7 +85,7 @@ export class Runner {
     this.#stopped = true;
     this.#stopPeriodic?.();
     this.#stopPeriodic = undefined;
-    if (this.#kickTimer !== undefined) clearTimeout(this.#kickTimer);
+    this.#kickTimer?.();
     this.#kickTimer = undefined;
     this.#wake?.cancel();
     this.#wake = undefined;

@@ -159,7 +159,10 @@ export function pod(
 }
 
 /** A StatefulSet with one container and a `data` claim template of class `linstor`. */
-export function statefulSet(name: string, options: { replicas?: number } = {}): KubeObject {
+export function statefulSet(
+  name: string,
+  options: { replicas?: number; annotations?: Record<string, string> } = {},
+): KubeObject {
   return {
     apiVersion: "apps/v1",
     kind: "StatefulSet",
@@ -169,7 +172,7 @@ export function statefulSet(name: string, options: { replicas?: number } = {}): 
       serviceName: name,
       selector: { matchLabels: { app: name } },
       template: {
-        metadata: { labels: { app: name } },
+        metadata: { labels: { app: name }, annotations: options.annotations },
         spec: { containers: [{ name: "app", image: "registry.example/app:1" }] },
       },
       volumeClaimTemplates: [{

@@ -67,6 +67,11 @@ export interface DrbdClusterOptions {
   nodes: string[];
   /** The drbd-utils every node's drbdsetup imitates (default `current`). */
   dialect?: FakeDialect;
+  /**
+   * Every node's drbdsetup answers in process from memory
+   * ({@linkcode FakeDrbd.spawn}), for the deterministic simulation (default false).
+   */
+  inProcess?: boolean;
   /** The clock all delays run on. */
   clock: SimClock;
   /** DRBD's ping-int in simulated ms (default 10 000). */
@@ -285,7 +290,9 @@ export class DrbdCluster implements DrbdHooks {
       throw new Error(`Expected distinct node names, got ${options.nodes.join(", ")}`);
     }
     const fakes: FakeDrbd[] = [];
-    for (const _ of options.nodes) fakes.push(await FakeDrbd.create({ dialect: options.dialect }));
+    for (const _ of options.nodes) {
+      fakes.push(await FakeDrbd.create({ dialect: options.dialect, inProcess: options.inProcess }));
+    }
     const cluster = new DrbdCluster(options, fakes);
     for (const node of options.nodes) {
       await cluster.#node(node).fake.serveCommands(

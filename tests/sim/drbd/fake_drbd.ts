@@ -20,6 +20,8 @@
  */
 
 import type { DrbdConnection, DrbdResource, DrbdResourceConfig } from "../../../lib/drbd/model.ts";
+import type { DrbdsetupSpawner } from "../../../lib/drbd/run.ts";
+import { FileDir, InProcessDrbdsetup, MemoryDir, type StateDir } from "./in_process.ts";
 
 /** Which drbd-utils the fake imitates. */
 export type FakeDialect =
@@ -32,6 +34,12 @@ export type FakeDialect =
 export interface FakeDrbdOptions {
   /** The drbd-utils version to imitate (default `current`). */
   dialect?: FakeDialect;
+  /**
+   * Keep the state directory in memory and answer drbdsetup in process
+   * through {@linkcode FakeDrbd.spawn} (the deterministic simulation); there
+   * is no `bin/drbdsetup` then (default false).
+   */
+  inProcess?: boolean;
 }
 
 /** Options of {@linkcode FakeDrbd.setResources}. */
@@ -719,7 +727,7 @@ function groupFields(group: string): Map<string, string> {
 
 /** A fake drbdsetup and its state directory. */
 export class FakeDrbd {
-  /** The state directory (FAKE_DRBD_DIR). */
+  /** The state directory (FAKE_DRBD_DIR); "" when in process. */
   readonly dir: string;
   /** The directory holding the `drbdsetup` script; put it first on PATH. */
   readonly binDir: string = BIN_DIR;
@@ -731,16 +739,41 @@ export class FakeDrbd {
   /** Files as last written, by path relative to the state directory. */
   #written = new Map<string, string>();
   #serving: CommandServer | undefined;
+  /** Where the state goes: the directory on disk, or memory. */
+  readonly #state: StateDir;
+  /** In process: the drbdsetup that answers from memory. */
+  readonly #inProcess: InProcessDrbdsetup | undefined;
+  /** In process: the handler of served commands. */
+  #servedHandler: FakeCommandHandler | undefined;
 
-  private constructor(dir: string, dialect: FakeDialect) {
+  private constructor(dir: string, dialect: FakeDialect, memory: MemoryDir | undefined) {
     this.dir = dir;
     this.dialect = dialect;
+    this.#state = memory ?? new FileDir(dir);
+    this.#inProcess = memory === undefined ? undefined : new InProcessDrbdsetup(
+      memory,
+      (args) => this.#servedHandler?.(args),
+    );
   }
 
-  /** Makes a temporary state directory with no resources and the module loaded. */
+  /**
+   * Makes a temporary state directory (or, `inProcess`, one in memory) with
+   * no resources and the module loaded.
+   */
   static async create(options: FakeDrbdOptions = {}): Promise<FakeDrbd> {
+    const dialect = options.dialect ?? "current";
+    if (options.inProcess) {
+      const memory = new MemoryDir();
+      const fake = new FakeDrbd("", dialect, memory);
+      // The script picks the 9.22 documents by this directory's existence.
+      if (dialect === "9.22") memory.files.set("show-defaults", "");
+      memory.files.set("calls.log", "");
+      memory.files.set("events.log", "");
+      await fake.#writeState([], {});
+      return fake;
+    }
     const dir = await Deno.makeTempDir({ prefix: "fake-drbd-" });
-    const fake = new FakeDrbd(dir, options.dialect ?? "current");
+    const fake = new FakeDrbd(dir, dialect, undefined);
     await Deno.mkdir(`${dir}/fail`);
     await Deno.mkdir(`${dir}/streams`);
     for (const sub of ["show", "status", "demote"]) await Deno.mkdir(`${dir}/${sub}`);
@@ -750,6 +783,19 @@ export class FakeDrbd {
     await Deno.writeTextFile(`${dir}/events.log`, "");
     await fake.#writeState([], {});
     return fake;
+  }
+
+  /**
+   * The process seam for the agent's drbdsetup calls when in process
+   * (`lib/drbd/run.ts`'s {@linkcode DrbdsetupSpawner}).
+   *
+   * @throws {Error} when the fake is a script on disk.
+   */
+  get spawn(): DrbdsetupSpawner {
+    if (this.#inProcess === undefined) {
+      throw new Error("Expected an in-process FakeDrbd (create({ inProcess: true }))");
+    }
+    return this.#inProcess.spawn;
   }
 
   /** Environment for a process that should run the fake: PATH and FAKE_DRBD_DIR. */
@@ -771,7 +817,7 @@ export class FakeDrbd {
    * Resources keep the given order as their creation order.
    */
   async setResources(resources: DrbdResource[], options: SetResourcesOptions = {}): Promise<void> {
-    const previous = readDump(await Deno.readTextFile(`${this.dir}/now.txt`));
+    const previous = readDump(await this.#state.read("now.txt") ?? "");
     this.#resources = structuredClone(resources);
     this.#resyncDone = { ...options.resyncDone };
     this.#pathEstablished = { ...options.pathEstablished };
@@ -788,34 +834,31 @@ export class FakeDrbd {
 
   /** Appends raw lines to the live events2 stream (helper lines, malformed lines, ...). */
   async appendStreamLines(lines: string[]): Promise<void> {
-    await Deno.writeTextFile(`${this.dir}/events.log`, lines.map((l) => `${l}\n`).join(""), {
-      append: true,
-    });
+    await this.#state.append("events.log", lines.map((l) => `${l}\n`).join(""));
   }
 
   /** Makes every command behave as if the DRBD kernel module could not be loaded (§5.3). */
   async setModuleMissing(missing: boolean): Promise<void> {
-    const path = `${this.dir}/module-missing`;
-    if (missing) await Deno.writeTextFile(path, "");
-    else await Deno.remove(path).catch(() => {});
+    if (missing) await this.#state.write("module-missing", "");
+    else await this.#state.remove("module-missing");
   }
 
   /** Makes `drbdsetup COMMAND ...` fail with this exit code and stderr; undefined clears it. */
   async setFailure(command: string, failure: FakeFailure | undefined): Promise<void> {
-    const path = `${this.dir}/fail/${command}`;
+    const path = `fail/${command}`;
     if (failure === undefined) {
-      await Deno.remove(path).catch(() => {});
+      await this.#state.remove(path);
       return;
     }
     const stderr = failure.stderr === "" || failure.stderr.endsWith("\n")
       ? failure.stderr
       : `${failure.stderr}\n`;
-    await Deno.writeTextFile(path, `${failure.code}\n${stderr}`);
+    await this.#state.write(path, `${failure.code}\n${stderr}`);
   }
 
   /** The arguments of every drbdsetup invocation so far, oldest first. */
   async calls(): Promise<string[][]> {
-    const text = await Deno.readTextFile(`${this.dir}/calls.log`);
+    const text = await this.#state.read("calls.log") ?? "";
     return text.split("\n").filter((line) => line !== "").map((line) =>
       line.split("\x1f").slice(0, -1)
     );
@@ -826,6 +869,7 @@ export class FakeDrbd {
    * ended but was not yet reaped by its parent still counts).
    */
   async streamPids(): Promise<number[]> {
+    if (this.#inProcess !== undefined) return this.#inProcess.streamPids;
     const pids: number[] = [];
     for await (const entry of Deno.readDir(`${this.dir}/streams`)) pids.push(Number(entry.name));
     return await runningPids(pids);
@@ -836,6 +880,7 @@ export class FakeDrbd {
    * Returns how many were running.
    */
   async killStreams(signal: Deno.Signal = "SIGKILL"): Promise<number> {
+    if (this.#inProcess !== undefined) return this.#inProcess.killStreams(signal);
     const pids = await this.streamPids();
     for (const pid of pids) {
       try {
@@ -857,7 +902,14 @@ export class FakeDrbd {
    * with a poll every 100 ms as a fallback.
    */
   async serveCommands(commands: string[], handler: FakeCommandHandler): Promise<void> {
-    if (this.#serving !== undefined) throw new Error("Expected one command server, got a second");
+    if (this.#serving !== undefined || this.#servedHandler !== undefined) {
+      throw new Error("Expected one command server, got a second");
+    }
+    if (this.#inProcess !== undefined) {
+      this.#servedHandler = handler;
+      await this.#state.write("served", commands.map((c) => `${c}\n`).join(""));
+      return;
+    }
     await Deno.mkdir(`${this.dir}/requests`, { recursive: true });
     await Deno.mkdir(`${this.dir}/responses`, { recursive: true });
     await Deno.writeTextFile(`${this.dir}/served`, commands.map((c) => `${c}\n`).join(""));
@@ -866,6 +918,11 @@ export class FakeDrbd {
 
   /** Stops answering commands (see {@linkcode serveCommands}); waits for answers in flight. */
   async stopServing(): Promise<void> {
+    if (this.#inProcess !== undefined) {
+      this.#servedHandler = undefined;
+      await this.#state.remove("served");
+      return;
+    }
     const server = this.#serving;
     if (server === undefined) return;
     this.#serving = undefined;
@@ -877,7 +934,7 @@ export class FakeDrbd {
   async cleanup(): Promise<void> {
     await this.stopServing();
     await this.killStreams();
-    await Deno.remove(this.dir, { recursive: true });
+    if (this.#inProcess === undefined) await Deno.remove(this.dir, { recursive: true });
   }
 
   // --- rendering -----------------------------------------------------------
@@ -1068,12 +1125,6 @@ export class FakeDrbd {
     return files;
   }
 
-  async #writeAtomically(path: string, text: string): Promise<void> {
-    const temporary = `${path}.tmp`;
-    await Deno.writeTextFile(temporary, text);
-    await Deno.rename(temporary, path);
-  }
-
   /**
    * Writes every file of the state directory that changed, each atomically
    * (a drbdsetup running meanwhile reads the old or the new file, never a
@@ -1114,15 +1165,12 @@ export class FakeDrbd {
     for (const [path, text] of [...files].sort(([a], [b]) => last.indexOf(a) - last.indexOf(b))) {
       // The script's own `secondary` edits now.txt, so the dump is always written.
       if (!last.includes(path) && this.#written.get(path) === text) continue;
-      const full = `${this.dir}/${path}`;
-      const slash = path.lastIndexOf("/");
-      if (slash > 0) await Deno.mkdir(`${this.dir}/${path.slice(0, slash)}`, { recursive: true });
-      await this.#writeAtomically(full, text);
+      await this.#state.write(path, text);
       this.#written.set(path, text);
     }
     for (const path of [...this.#written.keys()]) {
       if (files.has(path)) continue;
-      await Deno.remove(`${this.dir}/${path}`).catch(() => {});
+      await this.#state.remove(path);
       this.#written.delete(path);
     }
   }
