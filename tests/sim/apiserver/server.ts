@@ -359,10 +359,21 @@ export class ApiServer {
     const request = new Request(input, init);
     const signal = request.signal;
     if (signal.aborted) throw signal.reason;
-    const response = await this.#handle(request, inProcessInfo);
-    if (signal.aborted) {
-      await response.body?.cancel().catch(() => {});
-      throw signal.reason;
+    // A client that gives up does not wait for the handler (a hung request).
+    let onAbortWhileWaiting = () => {};
+    const aborted = new Promise<never>((_, reject) => {
+      onAbortWhileWaiting = () => reject(signal.reason);
+      signal.addEventListener("abort", onAbortWhileWaiting, { once: true });
+    });
+    const handled = this.#handle(request, inProcessInfo);
+    let response: Response;
+    try {
+      response = await Promise.race([handled, aborted]);
+    } catch (err) {
+      handled.then((late) => late.body?.cancel().catch(() => {}), () => {});
+      throw err;
+    } finally {
+      signal.removeEventListener("abort", onAbortWhileWaiting);
     }
     if (response.body === null) return response;
     const source = response.body.getReader();

@@ -630,8 +630,14 @@ export class DrbdCluster implements DrbdHooks {
     const { r, x } = found;
     const device = `/dev/drbd${r.minors[0]}`;
     if (x.forceIo) return { ok: false, error: `open ${device}: State not recoverable` };
-    if (!options.readOnly && x.role !== "Primary") {
-      return { ok: false, error: `open ${device}: Wrong medium type` };
+    // auto-promote (LINSTOR's default): opening a Secondary for writing tries
+    // to promote it, and a write open of a device that is still not Primary
+    // fails with EROFS (LINBIT/drbd drbd/drbd_main.c: drbd_open() calls
+    // try_to_promote() when res_opts.auto_promote is set, then "if (mode &
+    // BLK_OPEN_WRITE) { if (resource->role[NOW] != R_PRIMARY) err = -EROFS;").
+    // After a reboot the kubelet's remount promotes this way.
+    if (!options.readOnly && x.role !== "Primary" && !this.promote(node, resource).ok) {
+      return { ok: false, error: `open ${device}: Read-only file system` };
     }
     if (options.readOnly) x.readers++;
     else x.writers++;
@@ -1154,6 +1160,25 @@ export class DrbdCluster implements DrbdHooks {
     );
   }
 
+  /**
+   * Whether `y` flags its data as stable (UUID_FLAG_STABLE) to its peers: a
+   * Primary is; a node connected to a Primary, or a SyncTarget, is not
+   * (LINBIT/drbd drbd_state.c calc_device_stable(), drbd_main.c
+   * drbd_device_stable(): "Unstable are neighbors of a primary and resync
+   * target nodes"). The kernel re-sends its UUIDs whenever the flag changes
+   * (w_after_state_change(): "Inform peers about being unstable", and
+   * UUID_FLAG_GOT_STABLE); the model lets peers see the new flag at once,
+   * where DRBD needs one packet.
+   */
+  #stable(y: Replica): boolean {
+    if (y.role === "Primary") return true;
+    for (const c of y.connections.values()) {
+      if (c.state !== "Connected") continue;
+      if (c.seenRole === "Primary" || c.resync === "target") return false;
+    }
+    return true;
+  }
+
   /** A Primary can be reached over working links (the survivors' agreement reaches it). */
   #primaryReachable(r: Resource, from: Replica): boolean {
     const seen = new Set([from.node]);
@@ -1249,7 +1274,13 @@ export class DrbdCluster implements DrbdHooks {
       connections,
       config: { ...r.config },
     };
-    const promotion = promotionInfo(view, this.dialect);
+    const byName = new Map(
+      [...x.connections.keys()].map((peer) => [this.connectionName(peer), r.replicas.get(peer)!]),
+    );
+    const promotion = promotionInfo(view, this.dialect, (c) => {
+      const y = byName.get(c.name);
+      return y !== undefined && this.#stable(y);
+    });
     view.mayPromote = promotion.mayPromote;
     view.promotionScore = promotion.score;
     return view;

@@ -46,18 +46,22 @@ async function waitFor(condition: () => boolean | Promise<boolean>, what: string
 
 /**
  * Waits until every link of `node` in r0 is noticed as broken on both ends
- * (each link's detection is its own event), so that a restore or rejoin
- * after it meets the state the test means.
+ * (each link's detection is its own event) and both ends are Connecting
+ * again, so that a restore or rejoin after it meets the state the test means.
  */
 async function cutOff(cluster: DrbdCluster, node: string): Promise<void> {
+  // Settled means Connecting again on every end that is up: then a rejoin
+  // reconnects every link after the same delay, in the order it heals them,
+  // however late a loaded machine runs the detection timers.
   await waitFor(
     () =>
       cluster.nodes.every((n) =>
+        !cluster.isUp(n) ||
         cluster.view(n, "r0")!.connections.every((c) =>
-          (n !== node && c.name !== node) || c.connectionState !== "Connected"
+          (n !== node && c.name !== node) || c.connectionState === "Connecting"
         )
       ),
-    `every link of ${node} seen as broken`,
+    `every link of ${node} seen as broken and Connecting again`,
   );
 }
 
@@ -437,14 +441,44 @@ Deno.test("the tiebreaker keeps quorum only for a node that had it", async () =>
   });
 });
 
+Deno.test("non-transitive cut Primary–tiebreaker: the tiebreaker may not promote while its peer neighbours the Primary", async () => {
+  // A is Primary, A–C is cut, both still reach B. C keeps quorum through B and
+  // sees no Primary, but B's data is not stable (B is connected to a Primary,
+  // so it does not send UUID_FLAG_STABLE): drbdsetup on C says may_promote:no.
+  await withCluster({}, async (cluster) => {
+    cluster.addResource("r0", TWO_PLUS_TIEBREAKER);
+    assert.deepEqual(cluster.promote("a", "r0"), { ok: true });
+    await cluster.settled();
+    cluster.partition("a", "c");
+    await waitFor(
+      () => cluster.view("c", "r0")!.connections[0].connectionState === "Connecting",
+      "c notices the cut to a",
+    );
+    await cluster.settled();
+    const c = await agentResource(cluster, "c");
+    assert.equal(c.devices[0].quorum, true, "c keeps quorum through b");
+    assert.deepEqual(c.connections.map((x) => [x.name, x.peerRole]), [
+      ["a", "Unknown"],
+      ["b", "Secondary"],
+    ]);
+    assert.equal(c.mayPromote, false, "b neighbours the Primary: its data is not stable");
+    assert.equal(cluster.view("b", "r0")!.mayPromote, false, "b sees the Primary");
+    assert.equal(cluster.ioState("a", "r0"), "ok", "a still writes");
+    // Once a is gone for b as well, b's data is stable again and c may promote.
+    cluster.crash("a");
+    await waitFor(() => cluster.view("c", "r0")!.mayPromote === true, "c may promote");
+  });
+});
+
 Deno.test("promote, demote and open fail the way drbdsetup and the kernel do", async () => {
   await withCluster({}, async (cluster) => {
     cluster.addResource("r0", TWO_PLUS_TIEBREAKER);
-    assert.deepEqual(cluster.open("a", "r0"), {
-      ok: false,
-      error: "open /dev/drbd1000: Wrong medium type",
-    });
     cluster.promote("a", "r0");
+    // auto-promote cannot make b Primary beside a: the write open fails.
+    assert.deepEqual(cluster.open("b", "r0"), {
+      ok: false,
+      error: "open /dev/drbd1000: Read-only file system",
+    });
     assert.deepEqual(cluster.promote("b", "r0"), {
       ok: false,
       error: "r0: State change failed: (-1) Multiple primaries not allowed by config",
@@ -457,6 +491,9 @@ Deno.test("promote, demote and open fail the way drbdsetup and the kernel do", a
     assert.deepEqual(cluster.demote("a", "r0"), { ok: true });
     assert.deepEqual(cluster.open("b", "r0", { readOnly: true }), { ok: true });
     assert.equal(cluster.openCount("b", "r0"), 1);
+    // A write open of a Secondary that may promote promotes it (auto-promote).
+    assert.deepEqual(cluster.open("a", "r0"), { ok: true });
+    assert.deepEqual(cluster.primaries("r0"), ["a"]);
     cluster.crash("a");
     cluster.crash("b");
     await waitFor(

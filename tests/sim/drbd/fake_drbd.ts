@@ -177,12 +177,20 @@ function renderedLine(verb: string, r: Rendered): string {
 /**
  * drbdsetup's may_promote and promotion_score (DRBD_FORMATS.md §6.1), from
  * what the resource shows: its role, force-io-failures, the devices' quorum
- * and disk states and the peers' roles and disk states. A peer's UpToDate
- * data counts as stable (the fake has no UUID flags).
+ * and disk states and the peers' roles and disk states.
+ *
+ * may_promote also needs every volume's UpToDate data to be "stable": the
+ * local disk is UpToDate, or an UpToDate peer sent UUID_FLAG_STABLE
+ * (drbd-utils user/v9/drbdsetup_events2.c compute_promotion_info(), since
+ * 9.16). `stable` says which peers did; the kernel sets the flag unless the
+ * peer neighbours a Primary or is a SyncTarget (LINBIT/drbd drbd_main.c
+ * drbd_device_stable(), drbd_state.c calc_device_stable()). A lone fake has
+ * no peers' peers to look at, so by default every peer is stable.
  */
 export function promotionInfo(
   resource: DrbdResource,
   dialect: FakeDialect,
+  stable: (connection: DrbdConnection) => boolean = () => true,
 ): { mayPromote: boolean; score: number } {
   const none = { mayPromote: false, score: 0 };
   if (resource.devices.length === 0) return none;
@@ -190,14 +198,19 @@ export function promotionInfo(
   if (resource.forceIoFailures && dialect === "current") return none;
   if (resource.devices.some((d) => !d.quorum)) return none;
   let minReplicas = Infinity;
+  let stableData = true;
   for (const device of resource.devices) {
     let replicas = device.diskState === "UpToDate" ? 1 : 0;
+    let stableHere = replicas === 1;
     for (const connection of resource.connections) {
       const peer = connection.peerDevices.find((pd) => pd.volume === device.volume);
-      if (peer?.peerDiskState === "UpToDate") replicas++;
+      if (peer?.peerDiskState !== "UpToDate") continue;
+      replicas++;
+      if (stable(connection)) stableHere = true;
     }
     if (replicas === 0) return none;
     minReplicas = Math.min(minReplicas, replicas);
+    if (!stableHere) stableData = false;
   }
   const a =
     resource.devices.every((d) => ["UpToDate", "Consistent", "Inconsistent"].includes(d.diskState))
@@ -207,7 +220,7 @@ export function promotionInfo(
   const c = Math.min(99, minReplicas);
   const primary = resource.role === "Primary" ||
     resource.connections.some((c) => c.peerRole === "Primary");
-  return { mayPromote: !primary, score: a * 10000 + b * 100 + c };
+  return { mayPromote: !primary && stableData, score: a * 10000 + b * 100 + c };
 }
 
 /** What the kernel adds when `secondary` meets a device open for writing (§5.1). */
@@ -841,6 +854,17 @@ export class FakeDrbd {
   async setModuleMissing(missing: boolean): Promise<void> {
     if (missing) await this.#state.write("module-missing", "");
     else await this.#state.remove("module-missing");
+  }
+
+  /**
+   * Takes `drbdsetup` off PATH (true) or puts it back: new commands fail to
+   * start, running ones go on. In process only.
+   */
+  setMissing(missing: boolean): void {
+    if (this.#inProcess === undefined) {
+      throw new Error("Expected an in-process FakeDrbd to take drbdsetup away");
+    }
+    this.#inProcess.missing = missing;
   }
 
   /** Makes `drbdsetup COMMAND ...` fail with this exit code and stderr; undefined clears it. */

@@ -172,6 +172,8 @@ export class InProcessDrbdsetup {
   readonly #serve: (args: string[]) => Promise<ServedAnswer> | undefined;
   readonly #streams = new Map<number, FakeChild>();
   #nextPid = 1_000;
+  /** True: no `drbdsetup` on PATH (new commands fail to start; running ones go on). */
+  missing = false;
 
   /**
    * `serve` answers a served command (undefined when the command is not
@@ -196,6 +198,10 @@ export class InProcessDrbdsetup {
 
   /** Starts a fake child: the process seam of `lib/drbd/run.ts`. */
   readonly spawn = (args: string[]): DrbdsetupChild => {
+    if (this.missing) {
+      // What Deno.Command's spawn throws for a program PATH does not have.
+      throw new Deno.errors.NotFound(`Failed to spawn 'drbdsetup': entity not found`);
+    }
     const child = new FakeChild();
     const files = this.#dir.files;
     files.set(

@@ -74,6 +74,8 @@ export interface VirtualAgentOptions {
   onLog?: (line: AgentLogLine) => void;
   /** Lowest level passed on (default `info`). */
   level?: AgentLogLine["level"];
+  /** Sees every request of the agent as it reaches the server (the invariant checker). */
+  onRequest?: (request: { node: string; method: string; path: string; body: unknown }) => void;
 }
 
 const levels = ["debug", "info", "warn", "error"] as const;
@@ -130,6 +132,23 @@ export class VirtualAgent {
     const never = new Promise<never>(() => {});
     const fetch = async (input: RequestInfo | URL, init?: RequestInit) => {
       if (!life.alive) return await never;
+      if (o.onRequest !== undefined) {
+        const request = new Request(input, init);
+        let body: unknown = undefined;
+        if (typeof init?.body === "string") {
+          try {
+            body = JSON.parse(init.body);
+          } catch {
+            body = init.body;
+          }
+        }
+        o.onRequest({
+          node: o.node,
+          method: request.method,
+          path: new URL(request.url).pathname,
+          body,
+        });
+      }
       // The connection: cut when the process dies, so the server sees the
       // client go (a watch ends), as with a closed socket.
       const connection = new AbortController();

@@ -26,7 +26,7 @@ import { Controllers, type KubeConstants } from "../controllers/mod.ts";
 import { drbdProvisioner, projectServiceAccount } from "../cluster.ts";
 import { statefulSet } from "../controllers/testing.ts";
 import { Random } from "../random.ts";
-import { type AgentLogLine, VirtualAgent } from "./agent.ts";
+import { type AgentLogLine, VirtualAgent, type VirtualAgentOptions } from "./agent.ts";
 
 /** Options of {@linkcode VirtualCluster.start}. */
 export interface VirtualClusterOptions {
@@ -44,6 +44,8 @@ export interface VirtualClusterOptions {
   agents?: boolean;
   /** Receives agent log lines (default: kept per agent). */
   onAgentLog?: (line: AgentLogLine) => void;
+  /** Sees every agent request as it reaches the API server. */
+  onAgentRequest?: VirtualAgentOptions["onRequest"];
 }
 
 /** A running deterministic simulation. */
@@ -127,6 +129,7 @@ export class VirtualCluster {
           random: random.fork(`agent ${node}`),
           args: options.agentArgs,
           onLog: options.onAgentLog,
+          onRequest: options.onAgentRequest,
         }),
       );
     }

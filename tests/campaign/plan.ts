@@ -1,0 +1,350 @@
+/**
+ * One seeded scenario of the fault campaign: a topology, workloads and a
+ * schedule of faults, drawn from the seed alone, and the run that plays it
+ * on a {@linkcode VirtualCluster} while {@linkcode Invariants} watch.
+ *
+ * @module
+ */
+
+import { Random } from "../sim/random.ts";
+import { VirtualCluster } from "../sim/virtual/cluster.ts";
+import { Invariants, type Violation } from "../sim/virtual/invariants.ts";
+
+/** One fault, at `at` ms after the workloads run, healed `forMs` later where it lasts. */
+export type FaultEvent =
+  & { at: number }
+  & (
+    /** The node dies (power loss), and boots again after `forMs`. */
+    | { kind: "crash"; node: string; forMs: number }
+    /** The DRBD link between two nodes breaks (both still reach the others: non-transitive). */
+    | { kind: "partition"; a: string; b: string; forMs: number }
+    /** Every DRBD link of a node breaks; the node stays Ready for Kubernetes. */
+    | { kind: "drbd-cut"; node: string; forMs: number }
+    /** A link goes down and up `times` times. */
+    | { kind: "flap"; a: string; b: string; downMs: number; upMs: number; times: number }
+    /** The agent of a node is killed and started again after `forMs`. */
+    | { kind: "agent-restart"; node: string; forMs: number }
+    /** A share of all API requests fails with `status`. */
+    | { kind: "api-errors"; status: 500 | 503 | 429; rate: number; forMs: number }
+    /** Every API request is answered `ms` late. */
+    | { kind: "api-latency"; ms: number; forMs: number }
+    /** Every API request fails: the API server is down. */
+    | { kind: "api-down"; forMs: number }
+    /** Every open watch breaks. */
+    | { kind: "watch-drop" }
+    /** The watch history is compacted and watches break: re-watches get 410 Expired. */
+    | { kind: "watch-expire" }
+    /** A node's drbdsetup fails (`exit20`), is gone (`missing`), or prints a bad line (`garbage`). */
+    | { kind: "drbdsetup"; node: string; mode: "exit20" | "missing" | "garbage"; forMs: number }
+    /** Every node loses power, and all boot again after `forMs`. */
+    | { kind: "reboot-all"; forMs: number }
+  );
+
+/** What a seed fixes. */
+export interface Scenario {
+  /** The seed. */
+  seed: number;
+  /** Worker nodes. */
+  nodes: string[];
+  /** Replicas of every volume. */
+  replicas: { diskful: string[]; diskless: string[] };
+  /** StatefulSets, one pod and one volume each. */
+  workloads: string[];
+  /** The faults, by time. */
+  faults: FaultEvent[];
+}
+
+/** Draws the scenario of `seed`. */
+export function scenarioOf(seed: number): Scenario {
+  const random = new Random(seed).fork("scenario");
+  const nodes = Array.from({ length: random.int(3, 4) }, (_, i) => `node-${"abcd"[i]}`);
+  const layout = random.pick(["2+tiebreaker", "3 diskful", "2 diskful"] as const);
+  const replicas = layout === "2+tiebreaker"
+    ? { diskful: nodes.slice(0, 2), diskless: nodes.slice(2, 3) }
+    : layout === "3 diskful"
+    ? { diskful: nodes.slice(0, 3), diskless: [] }
+    : { diskful: nodes.slice(0, 2), diskless: [] };
+  const workloads = Array.from({ length: random.int(1, 2) }, (_, i) => `app${i}`);
+  const faults: FaultEvent[] = [];
+  const count = random.int(1, 4);
+  const pair = () => {
+    const a = random.pick(nodes);
+    const b = random.pick(nodes.filter((n) => n !== a));
+    return { a, b };
+  };
+  for (let i = 0; i < count; i++) {
+    const at = random.int(0, 120) * 1_000;
+    const forMs = random.int(5, 90) * 1_000;
+    const node = random.pick(nodes);
+    const kind = random.pick(
+      [
+        "crash",
+        "crash",
+        "partition",
+        "drbd-cut",
+        "flap",
+        "agent-restart",
+        "api-errors",
+        "api-latency",
+        "api-down",
+        "watch-drop",
+        "watch-expire",
+        "drbdsetup",
+        "reboot-all",
+      ] as const,
+    );
+    switch (kind) {
+      case "crash":
+      case "drbd-cut":
+      case "agent-restart":
+        faults.push({ at, kind, node, forMs });
+        break;
+      case "partition":
+        faults.push({ at, kind, ...pair(), forMs });
+        break;
+      case "flap":
+        faults.push({
+          at,
+          kind,
+          ...pair(),
+          downMs: random.int(1, 15) * 1_000,
+          upMs: random.int(1, 15) * 1_000,
+          times: random.int(2, 5),
+        });
+        break;
+      case "api-errors":
+        faults.push({
+          at,
+          kind,
+          status: random.pick([500, 503, 429] as const),
+          rate: random.pick([0.2, 0.5, 1]),
+          forMs,
+        });
+        break;
+      case "api-latency":
+        faults.push({ at, kind, ms: random.pick([200, 2_000, 10_000]), forMs });
+        break;
+      case "api-down":
+      case "reboot-all":
+        faults.push({ at, kind, forMs });
+        break;
+      case "watch-drop":
+      case "watch-expire":
+        faults.push({ at, kind });
+        break;
+      case "drbdsetup":
+        faults.push({
+          at,
+          kind,
+          node,
+          mode: random.pick(["exit20", "missing", "garbage"] as const),
+          forMs,
+        });
+        break;
+    }
+  }
+  faults.sort((x, y) => x.at - y.at);
+  return { seed, nodes, replicas, workloads, faults };
+}
+
+/** One line per fault, for the report. */
+export function describeFault(f: FaultEvent): string {
+  const { at, kind, ...rest } = f;
+  const args = Object.entries(rest).map(([k, v]) => `${k}=${v}`).join(" ");
+  return `+${at / 1000}s ${kind} ${args}`;
+}
+
+/** What a run found. */
+export interface Outcome {
+  /** The scenario played. */
+  scenario: Scenario;
+  /** Broken rules, oldest first. */
+  violations: Violation[];
+  /** The last agent log lines before the first violation (or the end). */
+  log: string[];
+  /** Simulated seconds played. */
+  simulatedSeconds: number;
+}
+
+/** Agent flags of the campaign (the defaults, shorter backoffs are not needed). */
+const agentArgs: string[] = [];
+/** 2 × --drbd-status-interval + --fail-over-timeout (defaults), plus a decision cycle. */
+const staleBoundMs = 2 * 5_000 + 5_000 + 1_000;
+/** How long after the last fault healed every pod must run again and every taint be gone. */
+export const convergeBoundMs = 300_000;
+
+/**
+ * Plays `scenario`; `faults` overrides its fault list (to shrink a failing
+ * one). Never throws for a violation: they are in the outcome.
+ */
+export async function play(scenario: Scenario, faults = scenario.faults): Promise<Outcome> {
+  const log: string[] = [];
+  // Created once the cluster runs; requests before that are setup.
+  const current: { invariants?: Invariants } = {};
+  const cluster = await VirtualCluster.start({
+    seed: scenario.seed,
+    nodes: scenario.nodes,
+    replicas: scenario.replicas,
+    agentArgs,
+    onAgentLog: (line) => {
+      if (line.level === "debug") return;
+      log.push(
+        `${
+          ((line.at - startedAt) / 1000).toFixed(3)
+        } ${line.node} ${line.level} ${line.component}: ${line.message}`,
+      );
+      if (log.length > 400) log.splice(0, log.length - 400);
+    },
+    onAgentRequest: (request) => current.invariants?.onAgentRequest(request),
+  });
+  const startedAt = cluster.clock.now();
+  const watch = new Invariants(cluster, staleBoundMs);
+  current.invariants = watch;
+  const pods = scenario.workloads.map((w) => `${w}-0`);
+  try {
+    for (const w of scenario.workloads) cluster.deployStatefulSet(w);
+    const up = await cluster.runUntil(
+      () => pods.every((p) => cluster.runningPod(p) !== undefined),
+      180_000,
+    );
+    if (!up) {
+      return {
+        scenario,
+        violations: [{
+          at: cluster.clock.now() - startedAt,
+          rule: "setup",
+          detail: "pods never ran",
+        }],
+        log,
+        simulatedSeconds: (cluster.clock.now() - startedAt) / 1000,
+      };
+    }
+    const base = cluster.clock.now();
+    const heals: { at: number; run: () => void }[] = [];
+    const schedule = (at: number, run: () => void) =>
+      cluster.clock.after(Math.max(0, base + at - cluster.clock.now()), run);
+    for (const fault of faults) {
+      schedule(fault.at, () =>
+        apply(cluster, watch, fault, (after, heal) => {
+          heals.push({ at: fault.at + after, run: heal });
+          schedule(fault.at + after, heal);
+        }));
+    }
+    const lastHeal = Math.max(0, ...faults.map((f) => f.at + lastingMs(f)));
+    // Safety: after every step until everything healed and the bound passed.
+    const end = base + lastHeal + convergeBoundMs;
+    let converged = false;
+    await cluster.clock.run(end, () => {
+      watch.check();
+      if (cluster.clock.now() >= base + lastHeal) {
+        converged = watch.unconverged(pods).length === 0;
+        // Keep checking safety for a while after convergence, then stop.
+        return converged && cluster.clock.now() >= base + lastHeal + 60_000;
+      }
+      return false;
+    });
+    if (!converged) watch.reportUnconverged(watch.unconverged(pods), convergeBoundMs);
+    for (const node of cluster.nodes) {
+      // Each fault may switch a taint on and off a few times; more is flapping.
+      const limit = 4 * faults.length + 2;
+      if (watch.taintChanges(node) > limit) {
+        watch.violations.push({
+          at: cluster.clock.now() - startedAt,
+          rule: "L2",
+          detail: `node ${node}'s lost-quorum taint changed ${watch.taintChanges(node)} times`,
+        });
+      }
+    }
+    return {
+      scenario,
+      violations: watch.violations,
+      log,
+      simulatedSeconds: (cluster.clock.now() - startedAt) / 1000,
+    };
+  } finally {
+    await cluster.stop();
+  }
+}
+
+/** How long a fault lasts (0 for the instant ones). */
+function lastingMs(f: FaultEvent): number {
+  if (f.kind === "flap") return f.times * (f.downMs + f.upMs);
+  return "forMs" in f ? f.forMs : 0;
+}
+
+/** Starts a fault; `healLater(ms, fn)` runs `fn` when it ends. */
+function apply(
+  cluster: VirtualCluster,
+  invariants: Invariants,
+  f: FaultEvent,
+  healLater: (afterMs: number, heal: () => void) => void,
+): void {
+  const { drbd, server } = cluster;
+  switch (f.kind) {
+    case "crash":
+      if (!drbd.isUp(f.node)) return;
+      cluster.crash(f.node);
+      return healLater(f.forMs, () => cluster.restore(f.node));
+    case "partition":
+      drbd.partition(f.a, f.b);
+      return healLater(f.forMs, () => drbd.heal(f.a, f.b));
+    case "drbd-cut":
+      drbd.isolate(f.node);
+      return healLater(f.forMs, () => drbd.rejoin(f.node));
+    case "flap":
+      void drbd.flap(f.a, f.b, { downMs: f.downMs, upMs: f.upMs, times: f.times });
+      return;
+    case "agent-restart": {
+      const agent = cluster.agent(f.node);
+      if (!agent.running) return;
+      agent.kill();
+      return healLater(f.forMs, () => {
+        if (drbd.isUp(f.node)) agent.start();
+      });
+    }
+    case "api-errors": {
+      const id = server.faults.add({ status: f.status, rate: f.rate });
+      return healLater(f.forMs, () => server.faults.remove(id));
+    }
+    case "api-latency": {
+      const id = server.faults.add({ latencyMs: f.ms });
+      return healLater(f.forMs, () => server.faults.remove(id));
+    }
+    case "api-down": {
+      const id = server.faults.add({ status: 503, message: "the API server is down" });
+      server.dropWatches();
+      return healLater(f.forMs, () => server.faults.remove(id));
+    }
+    case "watch-drop":
+      server.dropWatches();
+      return;
+    case "watch-expire":
+      server.compact();
+      server.dropWatches();
+      return;
+    case "drbdsetup": {
+      const fake = drbd.fake(f.node);
+      if (f.mode === "garbage") {
+        void fake.appendStreamLines(["change resource name:?? garbage"]);
+        return;
+      }
+      invariants.unreadableSince.set(f.node, cluster.clock.now());
+      if (f.mode === "missing") fake.setMissing(true);
+      else {
+        for (const command of ["events2", "show", "status"]) {
+          void fake.setFailure(command, { code: 20, stderr: "Failed to connect to netlink" });
+        }
+      }
+      return healLater(f.forMs, () => {
+        invariants.unreadableSince.delete(f.node);
+        if (f.mode === "missing") fake.setMissing(false);
+        else for (const c of ["events2", "show", "status"]) void fake.setFailure(c, undefined);
+      });
+    }
+    case "reboot-all":
+      for (const node of cluster.nodes) if (drbd.isUp(node)) cluster.crash(node);
+      return healLater(f.forMs, () => {
+        for (const node of cluster.nodes) if (!drbd.isUp(node)) cluster.restore(node);
+      });
+  }
+}
