@@ -73,7 +73,7 @@ async function shrink(outcome: Outcome): Promise<Outcome> {
   let faults = [...outcome.scenario.faults];
   for (let i = faults.length - 1; i >= 0; i--) {
     const fewer = faults.filter((_, j) => j !== i);
-    const tried = await play(outcome.scenario, fewer);
+    const tried = await play(outcome.scenario, { faults: fewer });
     if (tried.violations.some((v) => v.rule === rule)) {
       faults = fewer;
       best = { ...tried, scenario: { ...tried.scenario, faults: fewer } };
@@ -89,7 +89,7 @@ async function replay(seed: number, doShrink: boolean): Promise<number> {
       scenario.replicas.diskful.join(", ")
     }${
       scenario.replicas.diskless.length > 0 ? `; tiebreaker ${scenario.replicas.diskless}` : ""
-    }; workloads ${scenario.workloads.join(", ")}`,
+    }; workloads ${scenario.workloads.map((w) => `${w.kind} ${w.name}`).join(", ")}`,
   );
   for (const f of scenario.faults) console.log(`  fault ${describeFault(f)}`);
   let outcome = await play(scenario);

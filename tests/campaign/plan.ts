@@ -34,11 +34,25 @@ export type FaultEvent =
     | { kind: "watch-drop" }
     /** The watch history is compacted and watches break: re-watches get 410 Expired. */
     | { kind: "watch-expire" }
-    /** A node's drbdsetup fails (`exit20`), is gone (`missing`), or prints a bad line (`garbage`). */
-    | { kind: "drbdsetup"; node: string; mode: "exit20" | "missing" | "garbage"; forMs: number }
+    /**
+     * A node's drbdsetup fails (`exit20`), is gone (`missing`), prints a bad
+     * line (`garbage`) or hangs until killed (`hang`).
+     */
+    | {
+      kind: "drbdsetup";
+      node: string;
+      mode: "exit20" | "missing" | "garbage" | "hang";
+      forMs: number;
+    }
     /** Every node loses power, and all boot again after `forMs`. */
     | { kind: "reboot-all"; forMs: number }
   );
+
+/** A workload of one pod with one volume. */
+export interface Workload {
+  name: string;
+  kind: "StatefulSet" | "Deployment";
+}
 
 /** What a seed fixes. */
 export interface Scenario {
@@ -48,8 +62,8 @@ export interface Scenario {
   nodes: string[];
   /** Replicas of every volume. */
   replicas: { diskful: string[]; diskless: string[] };
-  /** StatefulSets, one pod and one volume each. */
-  workloads: string[];
+  /** Workloads, one pod and one volume each. */
+  workloads: Workload[];
   /** The faults, by time. */
   faults: FaultEvent[];
 }
@@ -64,7 +78,10 @@ export function scenarioOf(seed: number): Scenario {
     : layout === "3 diskful"
     ? { diskful: nodes.slice(0, 3), diskless: [] }
     : { diskful: nodes.slice(0, 2), diskless: [] };
-  const workloads = Array.from({ length: random.int(1, 2) }, (_, i) => `app${i}`);
+  const workloads: Workload[] = Array.from({ length: random.int(1, 2) }, (_, i) => ({
+    name: `app${i}`,
+    kind: random.pick(["StatefulSet", "StatefulSet", "Deployment"] as const),
+  }));
   const faults: FaultEvent[] = [];
   const count = random.int(1, 4);
   const pair = () => {
@@ -137,7 +154,7 @@ export function scenarioOf(seed: number): Scenario {
           at,
           kind,
           node,
-          mode: random.pick(["exit20", "missing", "garbage"] as const),
+          mode: random.pick(["exit20", "missing", "garbage", "hang"] as const),
           forMs,
         });
         break;
@@ -173,11 +190,19 @@ const staleBoundMs = 2 * 5_000 + 5_000 + 1_000;
 /** How long after the last fault healed every pod must run again and every taint be gone. */
 export const convergeBoundMs = 300_000;
 
+/** Options of {@linkcode play}. */
+export interface PlayOptions {
+  /** Overrides the scenario's fault list (to shrink a failing one). */
+  faults?: FaultEvent[];
+  /** Run the agents (default true; false shows what the rules see without them). */
+  agents?: boolean;
+}
+
 /**
- * Plays `scenario`; `faults` overrides its fault list (to shrink a failing
- * one). Never throws for a violation: they are in the outcome.
+ * Plays `scenario`. Never throws for a violation: they are in the outcome.
  */
-export async function play(scenario: Scenario, faults = scenario.faults): Promise<Outcome> {
+export async function play(scenario: Scenario, options: PlayOptions = {}): Promise<Outcome> {
+  const faults = options.faults ?? scenario.faults;
   const log: string[] = [];
   // Created once the cluster runs; requests before that are setup.
   const current: { invariants?: Invariants } = {};
@@ -186,6 +211,7 @@ export async function play(scenario: Scenario, faults = scenario.faults): Promis
     nodes: scenario.nodes,
     replicas: scenario.replicas,
     agentArgs,
+    agents: options.agents,
     onAgentLog: (line) => {
       if (line.level === "debug") return;
       log.push(
@@ -200,11 +226,14 @@ export async function play(scenario: Scenario, faults = scenario.faults): Promis
   const startedAt = cluster.clock.now();
   const watch = new Invariants(cluster, staleBoundMs);
   current.invariants = watch;
-  const pods = scenario.workloads.map((w) => `${w}-0`);
+  const names = scenario.workloads.map((w) => w.name);
   try {
-    for (const w of scenario.workloads) cluster.deployStatefulSet(w);
+    for (const w of scenario.workloads) {
+      if (w.kind === "StatefulSet") cluster.deployStatefulSet(w.name);
+      else cluster.deployDeployment(w.name);
+    }
     const up = await cluster.runUntil(
-      () => pods.every((p) => cluster.runningPod(p) !== undefined),
+      () => names.every((name) => cluster.workloadNode(name) !== undefined),
       180_000,
     );
     if (!up) {
@@ -224,11 +253,15 @@ export async function play(scenario: Scenario, faults = scenario.faults): Promis
     const schedule = (at: number, run: () => void) =>
       cluster.clock.after(Math.max(0, base + at - cluster.clock.now()), run);
     for (const fault of faults) {
-      schedule(fault.at, () =>
+      schedule(fault.at, () => {
+        if (fault.kind === "crash" && alone(fault, faults)) {
+          expectFailOver(cluster, watch, scenario, fault.node, startedAt);
+        }
         apply(cluster, watch, fault, (after, heal) => {
           heals.push({ at: fault.at + after, run: heal });
           schedule(fault.at + after, heal);
-        }));
+        });
+      });
     }
     const lastHeal = Math.max(0, ...faults.map((f) => f.at + lastingMs(f)));
     // Safety: after every step until everything healed and the bound passed.
@@ -237,13 +270,13 @@ export async function play(scenario: Scenario, faults = scenario.faults): Promis
     await cluster.clock.run(end, () => {
       watch.check();
       if (cluster.clock.now() >= base + lastHeal) {
-        converged = watch.unconverged(pods).length === 0;
+        converged = watch.unconverged(names).length === 0;
         // Keep checking safety for a while after convergence, then stop.
         return converged && cluster.clock.now() >= base + lastHeal + 60_000;
       }
       return false;
     });
-    if (!converged) watch.reportUnconverged(watch.unconverged(pods), convergeBoundMs);
+    if (!converged) watch.reportUnconverged(watch.unconverged(names), convergeBoundMs);
     for (const node of cluster.nodes) {
       // Each fault may switch a taint on and off a few times; more is flapping.
       const limit = 4 * faults.length + 2;
@@ -263,6 +296,56 @@ export async function play(scenario: Scenario, faults = scenario.faults): Promis
     };
   } finally {
     await cluster.stop();
+  }
+}
+
+/**
+ * The L1 fail-over bound after a crash: DRBD's detection (ping-int 10 s +
+ * ping-timeout 0.5 s), --fail-over-timeout (5 s), then 90 s for Kubernetes:
+ * the eviction or force-delete, the attach-detach controller's sync (up to
+ * 60 s), scheduling, attach and start.
+ */
+export const failOverBoundMs = 10_500 + 5_000 + 90_000;
+
+/** No other fault is active while a crash's fail-over runs (it may delay it). */
+function alone(crash: FaultEvent, faults: FaultEvent[]): boolean {
+  const end = crash.at + failOverBoundMs;
+  return faults.every((g) =>
+    g === crash || g.at + Math.max(lastingMs(g), 1) <= crash.at || g.at >= end
+  );
+}
+
+/**
+ * L1: `node` is about to crash. For each workload running there whose
+ * volume keeps a quorum of replicas without it, a pod must run again
+ * within {@linkcode failOverBoundMs}.
+ */
+function expectFailOver(
+  cluster: VirtualCluster,
+  invariants: Invariants,
+  scenario: Scenario,
+  node: string,
+  startedAt: number,
+): void {
+  const { diskful, diskless } = scenario.replicas;
+  const drbd = cluster.drbd;
+  const survivors = diskful.filter((n) => n !== node && drbd.isUp(n)).length;
+  const tiebreaker = diskless.some((n) => n !== node && drbd.isUp(n));
+  const quorum = survivors > diskful.length / 2 ||
+    (diskful.length % 2 === 0 && survivors === diskful.length / 2 && tiebreaker);
+  if (!quorum) return;
+  for (const { name } of scenario.workloads) {
+    if (cluster.workloadNode(name) !== node) continue;
+    const crashedAt = cluster.clock.now();
+    cluster.clock.after(failOverBoundMs, () => {
+      if (cluster.workloadNode(name) !== undefined) return;
+      invariants.report(
+        "L1",
+        `${name} not running ${failOverBoundMs / 1000}s after its node ${node} crashed at +${
+          ((crashedAt - startedAt) / 1000).toFixed(1)
+        }s, though a quorum of its replicas survived`,
+      );
+    });
   }
 }
 
@@ -330,6 +413,7 @@ function apply(
       }
       invariants.unreadableSince.set(f.node, cluster.clock.now());
       if (f.mode === "missing") fake.setMissing(true);
+      else if (f.mode === "hang") fake.setHanging(true);
       else {
         for (const command of ["events2", "show", "status"]) {
           void fake.setFailure(command, { code: 20, stderr: "Failed to connect to netlink" });
@@ -338,6 +422,7 @@ function apply(
       return healLater(f.forMs, () => {
         invariants.unreadableSince.delete(f.node);
         if (f.mode === "missing") fake.setMissing(false);
+        else if (f.mode === "hang") fake.setHanging(false);
         else for (const c of ["events2", "show", "status"]) void fake.setFailure(c, undefined);
       });
     }

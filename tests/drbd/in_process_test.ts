@@ -197,3 +197,20 @@ Deno.test("in-process events2 stream prints the dump, then the same change lines
     await script.reading;
   });
 });
+
+Deno.test("in process: a hanging drbdsetup answers nothing until the caller's timeout kills it", async () => {
+  const fake = await FakeDrbd.create({ inProcess: true });
+  try {
+    fake.setHanging(true);
+    await assert.rejects(
+      runDrbdsetup(["events2", "--now"], { timeoutMs: 50, spawn: fake.spawn }),
+      /did not finish in time and was killed/,
+    );
+    fake.setHanging(false);
+    const answer = await run(fake, ["events2", "--now"]);
+    assert.equal(answer.code, 0);
+    assert.match(answer.stdout, /exists -\n$/);
+  } finally {
+    await fake.cleanup();
+  }
+});

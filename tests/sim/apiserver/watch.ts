@@ -73,12 +73,22 @@ export const realTimers: WatchTimers = {
 const encoder = new TextEncoder();
 
 /**
- * Deno prints the reason a response body failed with; this one prints as a
- * single line instead of a stack trace.
+ * What a client reading a cut stream gets: over TCP Deno's fetch fails the
+ * body with a TypeError ("error reading a body from connection"), and the
+ * in-process transport hands this reason on as it is, so it is one too.
+ * Deno prints it as a single line instead of a stack trace.
  */
-const dropReason = {
-  [Symbol.for("Deno.customInspect")]: () => "apiserver-sim: watch stream cut by dropWatches()",
-};
+class WatchCut extends TypeError {
+  constructor() {
+    super("error reading a body from connection: apiserver-sim: watch stream cut by dropWatches()");
+  }
+
+  [Symbol.for("Deno.customInspect")](): string {
+    return "apiserver-sim: watch stream cut by dropWatches()";
+  }
+}
+
+const dropReason = new WatchCut();
 
 /** One open watch stream. */
 class ActiveWatch {

@@ -45,6 +45,7 @@ import { PodGarbageCollector } from "./pod_gc.ts";
 import type { Runner } from "./runner.ts";
 import { Scheduler } from "./scheduler.ts";
 import { StatefulSetController } from "./statefulset.ts";
+import { ReplicaSetController } from "./replicaset.ts";
 import { TaintEvictionController } from "./taint_eviction.ts";
 import type { Provisioner } from "./volume_binder.ts";
 import { VolumeBinder } from "./volume_binder.ts";
@@ -71,6 +72,7 @@ export { PodGarbageCollector } from "./pod_gc.ts";
 export { Runner } from "./runner.ts";
 export { Scheduler } from "./scheduler.ts";
 export { StatefulSetController } from "./statefulset.ts";
+export { ReplicaSetController } from "./replicaset.ts";
 export { StubDrbd } from "./stub_drbd.ts";
 export type { DrbdCall } from "./stub_drbd.ts";
 export { TaintEvictionController, tolerationSecondsFor } from "./taint_eviction.ts";
@@ -118,6 +120,8 @@ export class Controllers {
   readonly scheduler: Scheduler;
   /** StatefulSet controller. */
   readonly statefulSets: StatefulSetController;
+  /** Deployment and ReplicaSet controller. */
+  readonly replicaSets: ReplicaSetController;
   /** PersistentVolume binder (and provisioner). */
   readonly volumeBinder: VolumeBinder;
   /** Attach-detach controller. */
@@ -142,6 +146,7 @@ export class Controllers {
     this.taintEviction = new TaintEvictionController(this.cluster);
     this.scheduler = new Scheduler(this.cluster, c);
     this.statefulSets = new StatefulSetController(this.cluster, c);
+    this.replicaSets = new ReplicaSetController(this.cluster, c);
     this.volumeBinder = new VolumeBinder(this.cluster, c, { provisioner: options.provisioner });
     this.attachDetach = new AttachDetachController(this.cluster, c);
     this.attacher = new CsiAttacher(this.cluster, c, { drbd: options.drbd });
@@ -167,6 +172,10 @@ export class Controllers {
       { runner: this.taintEviction.runner, storages: [pods, nodes] },
       { runner: this.scheduler.runner, storages: [pods, nodes, pvcs, pvs] },
       { runner: this.statefulSets.runner, storages: [pods, pvcs, "statefulsets.apps"] },
+      {
+        runner: this.replicaSets.runner,
+        storages: [pods, "deployments.apps", "replicasets.apps"],
+      },
       { runner: this.volumeBinder.runner, storages: [pvcs, pvs] },
       {
         runner: this.attachDetach.runner,

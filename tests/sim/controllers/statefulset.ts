@@ -289,7 +289,7 @@ export class StatefulSetController {
 }
 
 /** Adds the not-ready and unreachable NoExecute tolerations the admission plugin adds. */
-function withDefaultTolerations(tolerations: Toleration[], seconds: number): Toleration[] {
+export function withDefaultTolerations(tolerations: Toleration[], seconds: number): Toleration[] {
   const out = [...tolerations];
   for (const key of [taintKeys.notReady, taintKeys.unreachable]) {
     const present = out.some((t) =>

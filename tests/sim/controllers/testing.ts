@@ -187,6 +187,29 @@ export function statefulSet(
   };
 }
 
+/** A Deployment with one container using the claim `claim` (made separately, see {@linkcode claim}). */
+export function deployment(
+  name: string,
+  options: { claim: string; replicas?: number; annotations?: Record<string, string> },
+): KubeObject {
+  return {
+    apiVersion: "apps/v1",
+    kind: "Deployment",
+    metadata: { name, namespace: "default" },
+    spec: {
+      replicas: options.replicas ?? 1,
+      selector: { matchLabels: { app: name } },
+      template: {
+        metadata: { labels: { app: name }, annotations: options.annotations },
+        spec: {
+          containers: [{ name: "app", image: "registry.example/app:1" }],
+          volumes: [{ name: "data", persistentVolumeClaim: { claimName: options.claim } }],
+        },
+      },
+    },
+  };
+}
+
 /** Core Events with `reason` about the object named `name` (any kind). */
 export function eventsAbout(server: ApiServer, name: string, reason: string): KubeObject[] {
   return server.list("events").filter((e) =>

@@ -867,6 +867,17 @@ export class FakeDrbd {
     this.#inProcess.missing = missing;
   }
 
+  /**
+   * Makes new `drbdsetup` commands hang (true) until killed, or answer again
+   * (false); commands that hang already stay hung. In process only.
+   */
+  setHanging(hanging: boolean): void {
+    if (this.#inProcess === undefined) {
+      throw new Error("Expected an in-process FakeDrbd to make drbdsetup hang");
+    }
+    this.#inProcess.hanging = hanging;
+  }
+
   /** Makes `drbdsetup COMMAND ...` fail with this exit code and stderr; undefined clears it. */
   async setFailure(command: string, failure: FakeFailure | undefined): Promise<void> {
     const path = `fail/${command}`;

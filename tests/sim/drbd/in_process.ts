@@ -174,6 +174,8 @@ export class InProcessDrbdsetup {
   #nextPid = 1_000;
   /** True: no `drbdsetup` on PATH (new commands fail to start; running ones go on). */
   missing = false;
+  /** True: new commands start and then hang, printing nothing, until killed. */
+  hanging = false;
 
   /**
    * `serve` answers a served command (undefined when the command is not
@@ -208,6 +210,8 @@ export class InProcessDrbdsetup {
       "calls.log",
       (files.get("calls.log") ?? "") + `${args.map((a) => `${a}\x1f`).join("")}\n`,
     );
+    // A hung drbdsetup (e.g. stuck in netlink) answers nothing until killed.
+    if (this.hanging) return child;
     // The answer comes after the caller got hold of the child, as from a process.
     queueMicrotask(() => {
       try {

@@ -24,7 +24,7 @@ import { SimClock } from "../clock.ts";
 import { DrbdCluster } from "../drbd/cluster.ts";
 import { Controllers, type KubeConstants } from "../controllers/mod.ts";
 import { drbdProvisioner, projectServiceAccount } from "../cluster.ts";
-import { statefulSet } from "../controllers/testing.ts";
+import { claim, deployment, statefulSet } from "../controllers/testing.ts";
 import { Random } from "../random.ts";
 import { type AgentLogLine, VirtualAgent, type VirtualAgentOptions } from "./agent.ts";
 
@@ -63,6 +63,7 @@ export class VirtualCluster {
   /** The seed. */
   readonly seed: number;
   readonly #agents = new Map<string, VirtualAgent>();
+  readonly #workloads = new Map<string, "StatefulSet" | "Deployment">();
 
   private constructor(parts: {
     clock: SimClock;
@@ -160,7 +161,31 @@ export class VirtualCluster {
 
   /** Creates a StatefulSet with one `data` claim per pod on LINSTOR storage. */
   deployStatefulSet(name: string, options: { replicas?: number } = {}): KubeObject {
+    this.#workloads.set(name, "StatefulSet");
     return this.server.create(statefulSet(name, options));
+  }
+
+  /** Creates a one-pod Deployment using the claim `data-<name>` on LINSTOR storage. */
+  deployDeployment(name: string): KubeObject {
+    this.#workloads.set(name, "Deployment");
+    this.server.create(claim(`data-${name}`));
+    return this.server.create(deployment(name, { claim: `data-${name}` }));
+  }
+
+  /**
+   * The node where a pod of workload `name` (made by {@linkcode deployStatefulSet}
+   * or {@linkcode deployDeployment}) runs Ready and is not terminating.
+   */
+  workloadNode(name: string): string | undefined {
+    const kind = this.#workloads.get(name);
+    if (kind === undefined) throw new Error(`Expected a deployed workload, got ${name}`);
+    if (kind === "StatefulSet") return this.runningPod(`${name}-0`);
+    for (const pod of this.server.list("pods", "default")) {
+      if (pod.metadata.labels?.app !== name) continue;
+      const node = this.runningPod(pod.metadata.name!);
+      if (node !== undefined) return node;
+    }
+    return undefined;
   }
 
   /** The node where pod `name` runs Ready and is not terminating, or undefined. */

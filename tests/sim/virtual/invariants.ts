@@ -14,8 +14,12 @@
  *   resource it has Connected) with `drbd.linbit.com/lost-quorum`.
  * - S4: no destructive request from an agent whose DRBD state has been
  *   unreadable for longer than the staleness bound.
- * - L (liveness, {@linkcode Invariants.converged}): once every fault has
- *   healed, every pod runs again and no lost-quorum taint remains.
+ * - L1 (liveness): when a node running a workload's pod crashes and a
+ *   quorum of the volume's replicas survives, a pod of it runs again within
+ *   the fail-over bound (checked by the fault plan, which knows the faults);
+ *   and once every fault has healed, every workload runs again.
+ * - L2: once every fault has healed no lost-quorum taint remains, and
+ *   agents do not switch a node's taint on and off over and over.
  *
  * @module
  */
@@ -201,13 +205,15 @@ export class Invariants {
   }
 
   /**
-   * Liveness after every fault healed: every pod of `pods` Running and Ready
-   * on some node, and no node tainted lost-quorum. Returns what is missing.
+   * Liveness after every fault healed: a pod of every workload Running and
+   * Ready on some node, and no node tainted lost-quorum. Returns what is missing.
    */
-  unconverged(pods: string[]): string[] {
+  unconverged(workloads: string[]): string[] {
     const missing: string[] = [];
-    for (const name of pods) {
-      if (this.#cluster.runningPod(name) === undefined) missing.push(`pod ${name} not running`);
+    for (const name of workloads) {
+      if (this.#cluster.workloadNode(name) === undefined) {
+        missing.push(`pod of ${name} not running`);
+      }
     }
     for (const node of this.#cluster.server.list("nodes")) {
       const taints = ((node as Any).spec?.taints ?? []) as Any[];
@@ -223,6 +229,11 @@ export class Invariants {
     for (const what of missing) {
       this.#add(what.startsWith("pod") ? "L1" : "L2", `${what} ${boundMs / 1000}s after healing`);
     }
+  }
+
+  /** Records a broken liveness rule found by the fault plan (the L1 fail-over bound). */
+  report(rule: string, detail: string): void {
+    this.#add(rule, detail);
   }
 
   /** How often agents switched a node's lost-quorum taint on or off. */
