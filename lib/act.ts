@@ -27,7 +27,9 @@ export type ActionResult =
   /** Dry-run: printed before, not printed again. */
   | "dry-run-repeat"
   /** Not tried: an earlier step for the same peer failed this cycle. */
-  | "deferred";
+  | "deferred"
+  /** Not tried: re-checked right before, DRBD no longer supports it. */
+  | "withdrawn";
 
 /** What the executor needs from the edges. */
 export interface Actuators {
@@ -82,6 +84,15 @@ export interface ExecutorOptions {
   log: Log;
 }
 
+/** Options of {@linkcode Executor.execute}. */
+export interface ExecuteOptions {
+  /**
+   * Asked right before each action (not in dry-run): a returned reason
+   * withdraws it (see `withdrawnBy` in lib/decide/mod.ts).
+   */
+  recheck?: (action: Action) => string | undefined;
+}
+
 /** Carries out plans. */
 export class Executor {
   readonly #actuators: Actuators;
@@ -103,11 +114,17 @@ export class Executor {
    * VolumeAttachment deletions (after the pods that used them). A peer whose
    * taint failed keeps its pods this cycle, and a peer whose pod removal
    * failed keeps its VolumeAttachment: detaching under a running pod is what
-   * the rules avoid. Deferred actions are decided again next cycle.
+   * the rules avoid. Each action is re-checked right before it runs
+   * (`options.recheck`): one withdrawn defers the later phases of its peer
+   * too. Deferred and withdrawn actions are decided again next cycle.
    */
-  async execute(plan: Action[]): Promise<ExecutedAction[]> {
+  async execute(plan: Action[], options: ExecuteOptions = {}): Promise<ExecutedAction[]> {
     const results: ExecutedAction[] = [];
     const failedPeers = new Set<string>();
+    const withdrawn = (action: Action) => {
+      if (this.#opts.dryRun) return undefined;
+      return options.recheck?.(action);
+    };
     for (const phase of [0, 1, 2]) {
       const now = plan.filter((action) => phaseOf(action) === phase);
       const run = now.filter((a) => a.peer === undefined || !failedPeers.has(a.peer));
@@ -116,9 +133,19 @@ export class Executor {
           results.push({ action, result: "deferred", issuedAt: this.#clock.now() });
         }
       }
-      const done = await Promise.all(run.map((action) => this.#one(action)));
+      const done = await Promise.all(run.map((action) => {
+        const why = withdrawn(action);
+        if (why === undefined) return this.#one(action);
+        this.#opts.log.info(`not carrying out: ${describeAction(action)}: ${why}`, {
+          reason: action.reason,
+        });
+        const result: ExecutedAction = { action, result: "withdrawn", issuedAt: this.#clock.now() };
+        return Promise.resolve(result);
+      }));
       for (const e of done) {
-        if (e.result === "failed" && e.action.peer) failedPeers.add(e.action.peer);
+        if ((e.result === "failed" || e.result === "withdrawn") && e.action.peer) {
+          failedPeers.add(e.action.peer);
+        }
       }
       results.push(...done);
     }

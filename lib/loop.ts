@@ -10,7 +10,7 @@
  */
 
 import type { ExecutedAction, Executor } from "./act.ts";
-import { decide, peersToInspect, recordIssued } from "./decide/mod.ts";
+import { decide, peersToInspect, recordIssued, withdrawnBy } from "./decide/mod.ts";
 import { isDestructive } from "./decide/protection.ts";
 import {
   type Action,
@@ -200,7 +200,9 @@ export class AgentLoop {
       this.#wakeAt = decision.wakeAt;
       this.#logHeldBack(decision.heldBack);
       const plan = await this.#admit(decision.plan, decidedAt);
-      const executed = await d.executor.execute(plan);
+      const executed = await d.executor.execute(plan, {
+        recheck: (action) => withdrawnBy(action, d.sampleDrbd(), snapshot),
+      });
       this.#recordFailures(executed, now());
       const issued = executed.filter((e) => e.result === "done" || e.result === "already")
         .map((e) => e.action);

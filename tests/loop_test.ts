@@ -7,6 +7,7 @@ import { AgentLoop, type ClusterView } from "../lib/loop.ts";
 import { ApiError } from "../lib/kube/client.ts";
 import type { WriteOutcome } from "../lib/kube/writes.ts";
 import { failOverScene, options, T0 } from "./decide/fixtures.ts";
+import type { DrbdSample } from "../lib/drbd/model.ts";
 import type { Options } from "../lib/options.ts";
 import { type Clock, systemClock } from "../lib/clock.ts";
 import { waitFor } from "./helpers.ts";
@@ -40,6 +41,8 @@ function sceneLoop(
     clock: { now: number };
     confirmPlan?: () => Promise<string | undefined>;
     opts?: Partial<Options>;
+    /** Replaces the scene's DRBD state from now on (the sampler saw a change). */
+    drbd?: { current?: DrbdSample };
   },
 ) {
   const opts = options({ failOverTimeout: 0, ...extra.opts });
@@ -49,7 +52,7 @@ function sceneLoop(
   const clock: Clock = { ...systemClock, now: () => extra.clock.now };
   return new AgentLoop({
     options: opts,
-    sampleDrbd: () => ({ ...scene.drbd, confirmedAt: extra.clock.now }),
+    sampleDrbd: () => ({ ...(extra.drbd?.current ?? scene.drbd), confirmedAt: extra.clock.now }),
     readCluster: (): ClusterView => cluster,
     fetchPeer: (node) => Promise.resolve(peers.get(node)!),
     confirmPlan: extra.confirmPlan,
@@ -72,6 +75,26 @@ Deno.test("a plan runs in phases: taint, then pods, then VolumeAttachments", asy
     "taint node-b drbd.linbit.com/lost-quorum",
     "evict default/app",
     "delete-va csi-b",
+  ]);
+});
+
+Deno.test("a peer that reconnects while its taint is written keeps its pod and VolumeAttachment", async () => {
+  const drbd: { current?: DrbdSample } = {};
+  const { calls, actuators } = recordingActuators((call) => {
+    if (call.startsWith("taint node-b")) {
+      // The partition heals while the taint request is on its way.
+      const healed = structuredClone(failOverScene().drbd);
+      healed.resources[0].connections[0].connectionState = "Connected";
+      drbd.current = healed;
+    }
+    return undefined;
+  });
+  const report = await sceneLoop(actuators, { clock: { now: T0 }, drbd }).cycle();
+  assert.deepEqual(calls, ["taint node-b drbd.linbit.com/lost-quorum"]);
+  assert.deepEqual(report?.executed.map((e) => `${e.action.kind} ${e.result}`), [
+    "taint-node done",
+    "evict-pod withdrawn",
+    "delete-volume-attachment deferred",
   ]);
 });
 

@@ -93,7 +93,7 @@ export function failOverApplies(
     const names = view.bindings.map((b) => b.persistentVolume.name).join(", ");
     return { applies: false, note: `PV ${names} has no claim: fail-over disabled` };
   }
-  if (!drbdAllowsFailOver(view.resource)) {
+  if (!failOverAllowedByDrbd(view.resource)) {
     if (!hasQuorumPolicy(view.resource)) {
       return { applies: false, note: "no quorum policy: fail-over disabled" };
     }
@@ -103,7 +103,7 @@ export function failOverApplies(
 }
 
 /** The DRBD side of `failOverApplies`: a quorum policy, and this node may promote. */
-function drbdAllowsFailOver(resource: DrbdResource): boolean {
+export function failOverAllowedByDrbd(resource: DrbdResource): boolean {
   return hasQuorumPolicy(resource) && resource.mayPromote === true;
 }
 
@@ -166,7 +166,7 @@ export function failOver(view: ResourceView, ctx: RuleContext): RuleOutcome {
   // While the Kubernetes side is untrusted, only DRBD decides which timers
   // survive: a timer runs on while DRBD still shows its peer lost (or
   // unknown), and is dropped once DRBD shows it Connected.
-  if (!ctx.trusted && drbdAllowsFailOver(view.resource)) {
+  if (!ctx.trusted && failOverAllowedByDrbd(view.resource)) {
     for (const peer of [...peers.lost, ...peers.unknown]) {
       keepTimer(ctx, failOverTimer(view.resource.name, peer.node));
     }

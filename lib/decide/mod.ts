@@ -23,10 +23,12 @@
  */
 
 import type { Options } from "../options.ts";
+import type { DrbdSample } from "../drbd/model.ts";
 import { formatElapsed, type RuleContext } from "./context.ts";
-import { failOver, failOverApplies, peerNodes } from "./fail_over.ts";
+import { failOver, failOverAllowedByDrbd, failOverApplies, peerNodes } from "./fail_over.ts";
+import { lostQuorumTaint } from "./events.ts";
 import { forceIo } from "./force_io.ts";
-import { ownTaints } from "./own_taints.ts";
+import { lacksQuorum, ownTaints } from "./own_taints.ts";
 import {
   drbdIsFresh,
   failOverBackoffReset,
@@ -234,4 +236,42 @@ function withoutDuplicates(actions: Action[]): Action[] {
     unique.push(action);
   }
   return unique;
+}
+
+/**
+ * Whether an action decided a moment ago no longer holds on the newest DRBD
+ * state, and why; undefined when it still holds. The executor asks this
+ * right before each fail-over action and own lost-quorum taint: a plan is
+ * carried out in phases with API round trips between them, and a peer that
+ * reconnects meanwhile (a partition healing as the fail-over timer fires)
+ * must keep its pods and its VolumeAttachment. Only the DRBD side is
+ * re-checked; the cluster side was read with the decision.
+ */
+export function withdrawnBy(
+  action: Action,
+  drbd: DrbdSample,
+  snapshot: Pick<Snapshot, "nodeName" | "satellitePods">,
+): string | undefined {
+  const ownTaint = action.kind === "taint-node" && action.node === snapshot.nodeName &&
+    action.taint.key === lostQuorumTaint.key;
+  if (action.peer === undefined && !ownTaint) return undefined;
+  if (drbd.availability !== "ok") {
+    const what = drbd.availability === "not-loaded"
+      ? "the DRBD module is not loaded now"
+      : "DRBD cannot be read now";
+    return drbd.message ? `${what}: ${drbd.message}` : what;
+  }
+  if (ownTaint) {
+    if (drbd.resources.some(lacksQuorum)) return undefined;
+    return "every DRBD resource has quorum again";
+  }
+  const resource = drbd.resources.find((r) => r.name === action.resource);
+  if (resource === undefined) return `DRBD resource ${action.resource} is gone`;
+  if (!failOverAllowedByDrbd(resource)) {
+    return `this node may no longer promote DRBD resource ${resource.name}`;
+  }
+  if (!peerNodes(resource, snapshot).lost.some((p) => p.node === action.peer)) {
+    return `node ${action.peer} is connected to DRBD resource ${resource.name} again`;
+  }
+  return undefined;
 }

@@ -105,6 +105,8 @@ async function replay(seed: number, doShrink: boolean): Promise<number> {
     console.log(`smallest fault list that still breaks ${outcome.violations[0].rule}:`);
     for (const f of outcome.scenario.faults) console.log(`  fault ${describeFault(f)}`);
   }
+  console.log("state at the end:");
+  for (const line of outcome.finalState) console.log(`  ${line}`);
   console.log("agent log (newest last):");
   for (const line of outcome.log.slice(-80)) console.log(`  ${line}`);
   return 1;
@@ -160,6 +162,9 @@ async function campaign(from: number, count: number, workers: number): Promise<n
   const failing = results.filter((r) => r.violations.length > 0 || r.error).length;
   const simulated = results.reduce((n, r) => n + r.simulatedSeconds, 0);
   const seconds = (performance.now() - t0) / 1000;
+  if (results.length < count) {
+    console.log(`campaign: only ${results.length} of ${count} seeds were played (a worker failed)`);
+  }
   console.log(
     `${results.length} seeds, ${violations} violations (${failing} failing seeds; ${
       seconds.toFixed(1)

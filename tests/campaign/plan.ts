@@ -181,6 +181,8 @@ export interface Outcome {
   log: string[];
   /** Simulated seconds played. */
   simulatedSeconds: number;
+  /** When a rule broke: each node's DRBD view and the workloads' pods at the end. */
+  finalState: string[];
 }
 
 /** Agent flags of the campaign (the defaults, shorter backoffs are not needed). */
@@ -246,6 +248,7 @@ export async function play(scenario: Scenario, options: PlayOptions = {}): Promi
         }],
         log,
         simulatedSeconds: (cluster.clock.now() - startedAt) / 1000,
+        finalState: describeState(cluster),
       };
     }
     const base = cluster.clock.now();
@@ -293,6 +296,7 @@ export async function play(scenario: Scenario, options: PlayOptions = {}): Promi
       violations: watch.violations,
       log,
       simulatedSeconds: (cluster.clock.now() - startedAt) / 1000,
+      finalState: watch.violations.length > 0 ? describeState(cluster) : [],
     };
   } finally {
     await cluster.stop();
@@ -347,6 +351,41 @@ function expectFailOver(
       );
     });
   }
+}
+
+/** Each node's view of each DRBD resource, and every pod, one line each. */
+function describeState(cluster: VirtualCluster): string[] {
+  const lines: string[] = [];
+  for (const resource of cluster.drbd.resources()) {
+    for (const node of cluster.nodes) {
+      if (!cluster.drbd.isUp(node)) {
+        lines.push(`${resource} ${node}: down`);
+        continue;
+      }
+      const v = cluster.drbd.view(node, resource);
+      if (v === undefined) continue;
+      const peers = v.connections.map((c) =>
+        `${c.name}:${c.connectionState}/${c.peerRole}/${c.peerDevices[0]?.peerDiskState}`
+      );
+      lines.push(
+        `${resource} ${node}: ${v.role} disk:${v.devices[0]?.diskState} quorum:${
+          v.devices[0]?.quorum ? "yes" : "no"
+        } may_promote:${v.mayPromote ? "yes" : "no"} io:${
+          cluster.drbd.ioState(node, resource)
+        } peers ${peers.join(" ")}`,
+      );
+    }
+  }
+  for (const pod of cluster.server.peekAll("pods")) {
+    // deno-lint-ignore no-explicit-any
+    const p = pod as any;
+    lines.push(
+      `pod ${p.metadata.name} on ${p.spec.nodeName ?? "-"}: ${p.status?.phase ?? "?"}${
+        p.metadata.deletionTimestamp ? " (terminating)" : ""
+      }`,
+    );
+  }
+  return lines;
 }
 
 /** How long a fault lasts (0 for the instant ones). */

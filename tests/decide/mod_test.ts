@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { decide, peersToInspect } from "../../lib/decide/mod.ts";
+import { decide, peersToInspect, withdrawnBy } from "../../lib/decide/mod.ts";
 import type { Snapshot } from "../../lib/decide/types.ts";
 import {
   config,
@@ -19,6 +19,7 @@ import {
   T0,
   va,
 } from "./fixtures.ts";
+import { device } from "./fixtures.ts";
 
 interface InspectCase {
   name: string;
@@ -218,4 +219,51 @@ Deno.test("decide: wakeAt is when the earliest running timer matures", () => {
   assert.equal(backedOff.wakeAt, T0 + 10_000);
   // Nothing running: no deadline.
   assert.equal(decide(snapshot(), memory(), options(), T0).wakeAt, undefined);
+});
+
+Deno.test("withdrawnBy: a fail-over action holds only while this node may promote and the peer is lost", () => {
+  const scene = failOverScene();
+  const plan = decide(scene, memory({}), options({ failOverTimeout: 0 }), T0).plan;
+  const evict = plan.find((a) => a.kind === "evict-pod")!;
+  assert.ok(evict, summary(plan).join("\n"));
+  assert.equal(withdrawnBy(evict, scene.drbd, scene), undefined, "nothing changed");
+  const lost = scene.drbd.resources[0];
+  const with_ = (r: Partial<typeof lost>) => sample([{ ...lost, ...r }]);
+  assert.equal(
+    withdrawnBy(evict, with_({ connections: [connection("node-b")] }), scene),
+    "node node-b is connected to DRBD resource pvc-1 again",
+  );
+  assert.equal(
+    withdrawnBy(evict, with_({ mayPromote: false }), scene),
+    "this node may no longer promote DRBD resource pvc-1",
+  );
+  assert.equal(withdrawnBy(evict, sample([]), scene), "DRBD resource pvc-1 is gone");
+  assert.match(
+    withdrawnBy(
+      evict,
+      sample([], { availability: "error", message: "drbdsetup hangs" }),
+      scene,
+    )!,
+    /^DRBD cannot be read now: drbdsetup hangs$/,
+  );
+});
+
+Deno.test("withdrawnBy: the own lost-quorum taint holds while some resource lacks quorum", () => {
+  const without = sample([drbdResource("pvc-1", { devices: [device({ quorum: false })] })]);
+  const scene = snapshot({ drbd: without });
+  const taint = {
+    kind: "taint-node" as const,
+    node: "node-a",
+    taint: { key: "drbd.linbit.com/lost-quorum", effect: "NoSchedule" },
+    reason: "r",
+    resource: undefined,
+    events: [],
+  };
+  assert.equal(withdrawnBy(taint, without, scene), undefined);
+  assert.equal(
+    withdrawnBy(taint, sample([drbdResource("pvc-1")]), scene),
+    "every DRBD resource has quorum again",
+  );
+  // Other nodes' taints and other actions without a peer are not re-checked.
+  assert.equal(withdrawnBy({ ...taint, node: "node-b" }, sample([]), scene), undefined);
 });

@@ -180,8 +180,14 @@ export class Registry {
   }
 
   /** The object as served by `def`: converted to the view and stamped with kind/apiVersion. */
-  present(def: ResourceDef, stored: KubeObject): KubeObject {
-    const view = def.toView !== undefined ? def.toView(stored) : structuredClone(stored);
+  present(def: ResourceDef, stored: KubeObject, options: { owned?: boolean } = {}): KubeObject {
+    // `owned`: `stored` is already a copy nobody else holds (the store's get,
+    // list, add and replace return copies), so it needs no second one.
+    const view = def.toView !== undefined
+      ? def.toView(stored)
+      : options.owned
+      ? stored
+      : structuredClone(stored);
     const { apiVersion: _a, kind: _k, ...rest } = view;
     return { kind: def.kind, apiVersion: groupVersion(def), ...rest } as KubeObject;
   }
@@ -194,7 +200,7 @@ export class Registry {
 
   /** One object as served; 404 when missing. */
   get(target: Target): KubeObject {
-    return this.present(target.def, this.#getStored(target));
+    return this.present(target.def, this.#getStored(target), { owned: true });
   }
 
   #getStored(target: Target): KubeObject {
@@ -340,7 +346,7 @@ export class Registry {
       throw alreadyExists(def, sm.name!);
     }
     if (options.dryRun) return this.present(def, stored);
-    return this.present(def, this.store.add(storage, stored));
+    return this.present(def, this.store.add(storage, stored), { owned: true });
   }
 
   #requireNamespace(ns: string, privileged: boolean): void {
@@ -458,7 +464,7 @@ export class Registry {
         return this.present(def, last);
       }
     }
-    return this.present(def, this.store.replace(storage, next));
+    return this.present(def, this.store.replace(storage, next), { owned: true });
   }
 
   // ------------------------------------------------------------- patch

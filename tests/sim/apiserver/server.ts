@@ -444,14 +444,36 @@ export class ApiServer {
     const def = this.api.resolve(resource);
     const ns = def.namespaced ? namespace : undefined;
     const stored = this.store.get(storageOf(def), { namespace: ns, name });
-    return stored === undefined ? undefined : this.api.present(def, stored);
+    return stored === undefined ? undefined : this.api.present(def, stored, { owned: true });
+  }
+
+  /**
+   * The stored object itself (see `Store.peek`): no copy, no served view;
+   * for read-only checks on every simulated step. Do not change it.
+   */
+  peek(
+    resource: string,
+    namespace: string | undefined,
+    name: string,
+  ): Readonly<KubeObject> | undefined {
+    const def = this.api.resolve(resource);
+    return this.store.peek(storageOf(def), {
+      namespace: def.namespaced ? namespace : undefined,
+      name,
+    });
+  }
+
+  /** The stored objects of a resource (see {@linkcode peek}), sorted as {@linkcode list}. */
+  peekAll(resource: string, namespace?: string): Readonly<KubeObject>[] {
+    const def = this.api.resolve(resource);
+    return this.store.peekAll(storageOf(def), def.namespaced ? namespace : undefined);
   }
 
   /** All objects of a resource as served (in one namespace when given). */
   list(resource: string, namespace?: string): KubeObject[] {
     const def = this.api.resolve(resource);
     return this.store.list(storageOf(def), def.namespaced ? namespace : undefined)
-      .map((o) => this.api.present(def, o));
+      .map((o) => this.api.present(def, o, { owned: true }));
   }
 
   /** Replaces an object directly: spec, status and metadata as given; no resourceVersion check. */

@@ -85,6 +85,30 @@ export class Store {
     return b;
   }
 
+  /**
+   * The stored object itself, not a copy: for read-only checks that run
+   * after every simulated step (copying every object there dominates a
+   * campaign's run time). The store replaces objects on every write and
+   * never changes one in place, so the object stays as it was; the caller
+   * must not change it either.
+   */
+  peek(storage: string, ref: ObjectRef): Readonly<KubeObject> | undefined {
+    return this.#buckets.get(storage)?.get(objectKey(ref.namespace, ref.name));
+  }
+
+  /** The stored objects of a bucket (see {@linkcode peek}), in {@linkcode list}'s order. */
+  peekAll(storage: string, namespace?: string): Readonly<KubeObject>[] {
+    const b = this.#buckets.get(storage);
+    if (b === undefined) return [];
+    const out: KubeObject[] = [];
+    for (const k of [...b.keys()].sort()) {
+      const obj = b.get(k)!;
+      if (namespace !== undefined && (obj.metadata.namespace ?? "") !== namespace) continue;
+      out.push(obj);
+    }
+    return out;
+  }
+
   /** A copy of one object, or undefined. */
   get(storage: string, ref: ObjectRef): KubeObject | undefined {
     const obj = this.#buckets.get(storage)?.get(objectKey(ref.namespace, ref.name));

@@ -99,13 +99,14 @@ export class AttachDetachController {
       .sort((a, b) => a.pv.localeCompare(b.pv) || a.node.localeCompare(b.node));
   }
 
+  /** Reads with peeks: this loop runs every 100 ms and never changes what it reads. */
   #reconcile(): void {
     const now = this.#cluster.now();
     const vas = new Map<string, KubeObject>();
-    for (const va of this.#cluster.list("volumeattachments")) vas.set(va.metadata.name!, va);
+    for (const va of this.#cluster.peekAll("volumeattachments")) vas.set(va.metadata.name!, va);
     if (!this.#initialized) this.#populate(vas, now);
     const nodes = new Map<string, KubeObject>();
-    for (const node of this.#cluster.list("nodes")) nodes.set(node.metadata.name!, node);
+    for (const node of this.#cluster.peekAll("nodes")) nodes.set(node.metadata.name!, node);
     const desired = this.#desiredState(nodes);
 
     if (now - this.#lastSync >= this.#constants.reconcilerSyncDuration) {
@@ -130,7 +131,7 @@ export class AttachDetachController {
       const node = pathString(va, "spec.nodeName");
       const driver = pathString(va, "spec.attacher");
       if (pv === "" || node === "" || driver === "") continue;
-      const pvObj = this.#cluster.get("persistentvolumes", { name: pv });
+      const pvObj = this.#cluster.peek("persistentvolumes", { name: pv });
       const csi = pvObj === undefined ? undefined : csiSource(pvObj);
       if (csi === undefined) continue;
       this.#actual.set(keyOf(pv, node), {
@@ -146,20 +147,20 @@ export class AttachDetachController {
   #desiredState(nodes: Map<string, KubeObject>): Map<string, Desired> {
     const desired = new Map<string, Desired>();
     const noAttach = new Set<string>();
-    for (const driver of this.#cluster.list("csidrivers")) {
+    for (const driver of this.#cluster.peekAll("csidrivers")) {
       if (pathRecord(driver, "spec").attachRequired === false) noAttach.add(driver.metadata.name!);
     }
-    for (const pod of this.#cluster.list("pods")) {
+    for (const pod of this.#cluster.peekAll("pods")) {
       const node = pathString(pod, "spec.nodeName");
       if (node === "" || !nodes.has(node) || isPodTerminated(pod)) continue;
       for (const { claim } of podClaims(pod)) {
-        const pvc = this.#cluster.get("persistentvolumeclaims", {
+        const pvc = this.#cluster.peek("persistentvolumeclaims", {
           namespace: pod.metadata.namespace,
           name: claim,
         });
         if (pvc === undefined || pathString(pvc, "status.phase") !== "Bound") continue;
         const pvName = pathString(pvc, "spec.volumeName");
-        const pv = pvName === "" ? undefined : this.#cluster.get("persistentvolumes", {
+        const pv = pvName === "" ? undefined : this.#cluster.peek("persistentvolumes", {
           name: pvName,
         });
         const csi = pv === undefined ? undefined : csiSource(pv);

@@ -92,6 +92,23 @@ export class Cluster {
     return this.server.store.list(storageOf(def), def.namespaced ? namespace : undefined);
   }
 
+  /**
+   * The stored objects themselves, not copies (see `Store.peek`), for a
+   * controller that only reads them and runs often (the attach-detach
+   * controller's 100 ms loop). Never change them.
+   */
+  peekAll(resource: string, namespace?: string): readonly Readonly<KubeObject>[] {
+    const def = this.server.api.resolve(resource);
+    return this.server.store.peekAll(storageOf(def), def.namespaced ? namespace : undefined);
+  }
+
+  /** One stored object itself, not a copy (see {@linkcode peekAll}). Never change it. */
+  peek(resource: string, ref: Ref): Readonly<KubeObject> | undefined {
+    const def = this.server.api.resolve(resource);
+    const namespace = def.namespaced ? ref.namespace : undefined;
+    return this.server.store.peek(storageOf(def), { namespace, name: ref.name });
+  }
+
   /** One stored object, or undefined. */
   get(resource: string, ref: Ref): KubeObject | undefined {
     const def = this.server.api.resolve(resource);

@@ -180,7 +180,7 @@ export class VirtualCluster {
     const kind = this.#workloads.get(name);
     if (kind === undefined) throw new Error(`Expected a deployed workload, got ${name}`);
     if (kind === "StatefulSet") return this.runningPod(`${name}-0`);
-    for (const pod of this.server.list("pods", "default")) {
+    for (const pod of this.server.peekAll("pods", "default")) {
       if (pod.metadata.labels?.app !== name) continue;
       const node = this.runningPod(pod.metadata.name!);
       if (node !== undefined) return node;
@@ -191,7 +191,7 @@ export class VirtualCluster {
   /** The node where pod `name` runs Ready and is not terminating, or undefined. */
   runningPod(name: string, namespace = "default"): string | undefined {
     // deno-lint-ignore no-explicit-any
-    const p = this.server.get("pods", namespace, name) as any;
+    const p = this.server.peek("pods", namespace, name) as any;
     if (!p || p.metadata.deletionTimestamp || p.status?.phase !== "Running") return undefined;
     const ready = (p.status.conditions ?? []).some((c: { type: string; status: string }) =>
       c.type === "Ready" && c.status === "True"

@@ -11,7 +11,9 @@
  *   most one running pod of the volume on a node whose replica can write.
  *   Checked after every simulation step.
  * - S3: no agent taints a healthy node (up, every DRBD connection of every
- *   resource it has Connected) with `drbd.linbit.com/lost-quorum`.
+ *   resource it has Connected, for at least {@linkcode healthyForMs}: an
+ *   agent cannot know of a reconnect that happened a moment ago) with
+ *   `drbd.linbit.com/lost-quorum`.
  * - S4: no destructive request from an agent whose DRBD state has been
  *   unreadable for longer than the staleness bound.
  * - L1 (liveness): when a node running a workload's pod crashes and a
@@ -26,6 +28,13 @@
 
 import type { KubeObject } from "../apiserver/mod.ts";
 import type { VirtualCluster } from "./cluster.ts";
+
+/**
+ * How long a node must have been healthy before a lost-quorum taint on it
+ * breaks S3: an agent sees DRBD through events2 and decides at most every
+ * 100 ms, so a link that came back within this time may not be known yet.
+ */
+export const healthyForMs = 1_000;
 
 /** The taint the agent puts on a lost node. */
 const lostQuorumTaint = "drbd.linbit.com/lost-quorum";
@@ -64,6 +73,8 @@ export class Invariants {
   /** Since when each node's drbdsetup cannot be read (set by the fault plan). */
   readonly unreadableSince = new Map<string, number>();
   #taintChanges = new Map<string, number>();
+  /** Since when each node has been healthy, as seen by the last {@linkcode check}. */
+  #healthySince = new Map<string, number>();
 
   /** `staleBoundMs`: how long an agent may act on a state it last read. */
   constructor(cluster: VirtualCluster, staleBoundMs: number) {
@@ -87,13 +98,13 @@ export class Invariants {
   }
 
   /** The DRBD resources (PV names) a pod's claims are bound to. */
-  #resourcesOf(pod: KubeObject): string[] {
+  #resourcesOf(pod: Readonly<KubeObject>): string[] {
     const server = this.#cluster.server;
     const out: string[] = [];
     for (const volume of (pod as Any).spec?.volumes ?? []) {
       const claim = volume.persistentVolumeClaim?.claimName;
       if (typeof claim !== "string") continue;
-      const pvc = server.get("persistentvolumeclaims", pod.metadata.namespace, claim) as Any;
+      const pvc = server.peek("persistentvolumeclaims", pod.metadata.namespace, claim) as Any;
       const pv = pvc?.spec?.volumeName;
       if (typeof pv === "string" && this.#cluster.drbd.resources().includes(pv)) out.push(pv);
     }
@@ -108,7 +119,7 @@ export class Invariants {
     const pod = /^\/api\/v1\/namespaces\/([^/]+)\/pods\/([^/]+)(\/eviction)?$/.exec(path);
     if (pod && (method === "DELETE" || (method === "POST" && pod[3] !== undefined))) {
       destructive = `${pod[3] ? "evict" : "delete"} pod ${pod[1]}/${pod[2]}`;
-      const object = server.get("pods", pod[1], pod[2]) as Any;
+      const object = server.peek("pods", pod[1], pod[2]) as Any;
       const node = object?.spec?.nodeName;
       if (object !== undefined && typeof node === "string") {
         for (const resource of this.#resourcesOf(object)) {
@@ -124,7 +135,7 @@ export class Invariants {
     const va = /^\/apis\/storage\.k8s\.io\/v1\/volumeattachments\/([^/]+)$/.exec(path);
     if (va && method === "DELETE") {
       destructive = `delete VolumeAttachment ${va[1]}`;
-      const object = server.get("volumeattachments", undefined, va[1]) as Any;
+      const object = server.peek("volumeattachments", undefined, va[1]) as Any;
       const node = object?.spec?.nodeName;
       const resource = object?.spec?.source?.persistentVolumeName;
       if (
@@ -157,10 +168,12 @@ export class Invariants {
   #checkTaint(request: AgentRequest, name: string): void {
     const taints: Any[] = (request.body as Any)?.spec?.taints ?? [];
     const wants = taints.some((t) => t?.key === lostQuorumTaint);
-    const current = this.#cluster.server.get("nodes", undefined, name) as Any;
+    const current = this.#cluster.server.peek("nodes", undefined, name) as Any;
     const has = ((current?.spec?.taints ?? []) as Any[]).some((t) => t?.key === lostQuorumTaint);
     if (wants !== has) this.#taintChanges.set(name, (this.#taintChanges.get(name) ?? 0) + 1);
     if (!wants || has || !this.#healthy(name)) return;
+    const since = this.#healthySince.get(name);
+    if (since === undefined || this.#cluster.clock.now() - since < healthyForMs) return;
     this.#add("S3", `agent on ${request.node}: lost-quorum taint on healthy node ${name}`);
   }
 
@@ -179,6 +192,11 @@ export class Invariants {
   /** Checks the whole state (S2); call after every step. */
   check(): void {
     const { drbd, server } = this.#cluster;
+    const now = this.#cluster.clock.now();
+    for (const node of this.#cluster.nodes) {
+      if (!this.#healthy(node)) this.#healthySince.delete(node);
+      else if (!this.#healthySince.has(node)) this.#healthySince.set(node, now);
+    }
     for (const resource of drbd.resources()) {
       const writers = this.#cluster.nodes.filter((n) => this.writable(n, resource));
       if (writers.length > 1) {
@@ -186,7 +204,7 @@ export class Invariants {
       }
     }
     const running = new Map<string, string[]>();
-    for (const pod of server.list("pods")) {
+    for (const pod of server.peekAll("pods")) {
       const p = pod as Any;
       const node = p.spec?.nodeName;
       if (typeof node !== "string" || p.status?.phase !== "Running") continue;
@@ -215,7 +233,7 @@ export class Invariants {
         missing.push(`pod of ${name} not running`);
       }
     }
-    for (const node of this.#cluster.server.list("nodes")) {
+    for (const node of this.#cluster.server.peekAll("nodes")) {
       const taints = ((node as Any).spec?.taints ?? []) as Any[];
       if (taints.some((t) => t?.key === lostQuorumTaint)) {
         missing.push(`node ${node.metadata.name} still tainted ${lostQuorumTaint}`);
