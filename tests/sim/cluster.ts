@@ -284,7 +284,11 @@ export function drbdProvisioner(
   replicas: { diskful: string[]; diskless: string[] },
   config?: SimClusterOptions["drbdConfig"],
 ): Provisioner {
-  const base = linstorProvisioner();
+  // The simulated attacher (controllers/csi_attacher.ts) can attach only
+  // where a replica exists, so the PVs say so in their node affinity, as
+  // linstor-csi does with allowRemoteVolumeAccess off; a real LINSTOR that
+  // allows remote access would add a diskless replica on any other node.
+  const base = linstorProvisioner({ nodes: [...replicas.diskful, ...replicas.diskless] });
   return (claim) => {
     const pv = base(claim);
     if (pv?.metadata.name) drbd.addResource(pv.metadata.name, { ...replicas, config });

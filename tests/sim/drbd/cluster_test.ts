@@ -4,119 +4,25 @@
  * drbdsetup and read back with the agent's own parsers.
  */
 import assert from "node:assert/strict";
-import { parseEvents2Dump } from "../../../lib/drbd/events2.ts";
-import type { DrbdResource } from "../../../lib/drbd/model.ts";
-import { type DrbdsetupProcess, runDrbdsetup, spawnDrbdsetup } from "../../../lib/drbd/run.ts";
-import { parseShowJson } from "../../../lib/drbd/show_json.ts";
 import { sampleLines } from "../../drbd/samples.ts";
+import { type AddResourceOptions, DrbdCluster } from "./cluster.ts";
 import { SimClock } from "../clock.ts";
-import { deadline } from "../../helpers.ts";
-import { type AddResourceOptions, DrbdCluster, type DrbdClusterOptions } from "./cluster.ts";
-
-/** Simulated ms per real ms: the 10.5 s detection delay takes about 20 ms. */
-const SCALE = 500;
+import {
+  agentResource,
+  agentView,
+  connectionState,
+  cutOff,
+  run,
+  simulatedTimePasses,
+  Stream,
+  waitFor,
+  waitForConnection,
+  withCluster,
+} from "./testing.ts";
 
 const TWO_PLUS_TIEBREAKER: AddResourceOptions = { diskful: ["a", "b"], diskless: ["c"] };
 /** The reference example's names (DRBD_FORMATS.md §0): node-a has node id 0. */
 const REFERENCE: AddResourceOptions = { diskful: ["node-a", "node-b"], diskless: ["node-c"] };
-
-async function withCluster(
-  options: Partial<DrbdClusterOptions>,
-  test: (cluster: DrbdCluster, clock: SimClock) => Promise<void>,
-): Promise<void> {
-  const clock = new SimClock({ scale: SCALE });
-  const cluster = await DrbdCluster.create({ nodes: ["a", "b", "c"], clock, ...options });
-  try {
-    await test(cluster, clock);
-  } finally {
-    await cluster.stop();
-    clock.stop();
-  }
-}
-
-/** Polls every 5 ms for up to 5 s on an idle machine (scaled by `deadline`). */
-async function waitFor(condition: () => boolean | Promise<boolean>, what: string): Promise<void> {
-  const effectiveMs = deadline(5_000);
-  const end = Date.now() + effectiveMs;
-  while (!(await condition())) {
-    if (Date.now() > end) throw new Error(`Timed out after ${effectiveMs}ms waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 5));
-  }
-}
-
-/**
- * Waits until every link of `node` in r0 is noticed as broken on both ends
- * (each link's detection is its own event) and both ends are Connecting
- * again, so that a restore or rejoin after it meets the state the test means.
- */
-async function cutOff(cluster: DrbdCluster, node: string): Promise<void> {
-  // Settled means Connecting again on every end that is up: then a rejoin
-  // reconnects every link after the same delay, in the order it heals them,
-  // however late a loaded machine runs the detection timers.
-  await waitFor(
-    () =>
-      cluster.nodes.every((n) =>
-        !cluster.isUp(n) ||
-        cluster.view(n, "r0")!.connections.every((c) =>
-          (n !== node && c.name !== node) || c.connectionState === "Connecting"
-        )
-      ),
-    `every link of ${node} seen as broken and Connecting again`,
-  );
-}
-
-async function run(cluster: DrbdCluster, node: string, ...args: string[]) {
-  return await runDrbdsetup(args, { timeoutMs: deadline(10_000), env: cluster.env(node) });
-}
-
-/** What the agent reads on `node`: events2 --now plus show --show-defaults --json. */
-async function agentView(cluster: DrbdCluster, node: string): Promise<DrbdResource[]> {
-  const now = await run(cluster, node, "events2", "--now");
-  assert.equal(now.code, 0, now.stderr);
-  const dump = parseEvents2Dump(now.stdout);
-  assert.deepEqual(dump.errors, []);
-  assert.ok(dump.complete, "events2 --now ends with exists -");
-  const show = await run(cluster, node, "show", "--show-defaults", "--json");
-  assert.equal(show.code, 0, show.stderr);
-  const configs = parseShowJson(show.stdout);
-  return dump.resources.map((r) => ({ ...r, config: configs.get(r.name) }));
-}
-
-/** The agent's reading of one resource on one node. */
-async function agentResource(cluster: DrbdCluster, node: string, name = "r0") {
-  const resource = (await agentView(cluster, node)).find((r) => r.name === name);
-  assert.ok(resource, `${node} shows ${name}`);
-  return resource;
-}
-
-/** A live `drbdsetup events2` on a node, collecting its lines. */
-class Stream {
-  readonly lines: string[] = [];
-  readonly #process: DrbdsetupProcess;
-  readonly #reading: Promise<void>;
-
-  constructor(cluster: DrbdCluster, node: string) {
-    const process = spawnDrbdsetup(["events2"], { env: cluster.env(node) });
-    this.#process = process;
-    this.#reading = (async () => {
-      for await (const batch of process.batches) this.lines.push(...batch);
-    })();
-  }
-
-  /** The lines after the initial dump. */
-  get changes(): string[] {
-    return this.lines.slice(this.lines.indexOf("exists -") + 1);
-  }
-
-  async waitForLine(line: string): Promise<void> {
-    await waitFor(() => this.lines.includes(line), `the stream line ${line}`);
-  }
-
-  async stop(): Promise<void> {
-    await this.#process.stop();
-    await this.#reading;
-  }
-}
 
 Deno.test("the Primary's node crashes: after the detection delay the survivor may promote", async () => {
   await withCluster({ nodes: ["node-a", "node-b", "node-c"] }, async (cluster, clock) => {
@@ -345,7 +251,13 @@ Deno.test("a Primary's node that comes back without a reboot is demoted by force
   });
 });
 
-Deno.test("with on-suspended-primary-outdated disconnect the frozen Primary refuses the connection", async () => {
+Deno.test("with on-suspended-primary-outdated disconnect the frozen Primary refuses the connection and retries it", async () => {
+  // Model fix: this used to go StandAlone. The model's net options say
+  // rr-conflict retry-connect, and with retry DRBD re-arms the connect timer
+  // (drbd_receiver.c connect_work(): SS_TWO_PRIMARIES / SS_HANDSHAKE_RETRY
+  // "&& retry" → arm_connect_timer(); apply_local_state_change() leaves a
+  // suspended Primary alone without on-no-data-accessible io-error or
+  // force-secondary). StandAlone is the rr-conflict disconnect outcome.
   await withCluster({}, async (cluster) => {
     cluster.addResource("r0", {
       ...TWO_PLUS_TIEBREAKER,
@@ -358,13 +270,24 @@ Deno.test("with on-suspended-primary-outdated disconnect the frozen Primary refu
     await cutOff(cluster, "a");
     cluster.promote("b", "r0");
     cluster.rejoin("a");
-    await waitFor(
-      () => cluster.view("a", "r0")!.connections[0].connectionState === "StandAlone",
-      "a StandAlone towards b",
-    );
+    // Five connection attempts later: still refused, still retrying.
+    await simulatedTimePasses(cluster, 5_000);
     const a = cluster.view("a", "r0")!;
     assert.equal(a.role, "Primary");
     assert.equal(a.suspended.quorum, true);
+    assert.equal(a.devices[0].diskState, "UpToDate", "nothing outdates a suspend-io Primary");
+    assert.deepEqual(a.connections.map((c) => [c.name, c.connectionState]), [
+      ["b", "Connecting"],
+      ["c", "Connecting"],
+    ]);
+    assert.equal(cluster.ioState("a", "r0"), "frozen");
+    // The operator forces it down: the next attempt connects, the resync
+    // waits for the last opener.
+    assert.equal((await run(cluster, "a", "secondary", "--force", "r0")).code, 0);
+    await waitForConnection(cluster, "a", "b", "Connected");
+    assert.equal(cluster.close("a", "r0"), true);
+    await waitFor(() => cluster.view("a", "r0")!.devices[0].diskState === "UpToDate", "resync");
+    assert.deepEqual(cluster.primaries("r0"), ["b"]);
   });
 });
 
@@ -504,6 +427,202 @@ Deno.test("promote, demote and open fail the way drbdsetup and the kernel do", a
       ok: false,
       error: "r0: State change failed: (-2) Need access to UpToDate data",
     });
+  });
+});
+
+// --- model fixes, each checked against the rule it follows ---------------------
+
+Deno.test("model fix: no promotion while a Primary is reachable through the partition", async () => {
+  // drbd_state.c change_cluster_wide_state() check_primaries_distances():
+  // primary_nodes comes from every node the promotion's two-phase commit
+  // reaches, "if (nr_primaries > 1 && !multiple_primaries_allowed(resource))
+  // return SS_TWO_PRIMARIES". The model used to look at direct connections
+  // only, so c (cut from the Primary a, both still linked to b) could
+  // promote, or auto-promote on open, next to a.
+  await withCluster({}, async (cluster) => {
+    cluster.addResource("r0", TWO_PLUS_TIEBREAKER);
+    assert.deepEqual(cluster.promote("a", "r0"), { ok: true });
+    cluster.partition("a", "c");
+    await waitFor(
+      () => cluster.view("c", "r0")!.connections[0].connectionState === "Connecting",
+      "c notices the cut to a",
+    );
+    assert.equal(cluster.view("c", "r0")!.devices[0].quorum, true);
+    assert.deepEqual(cluster.promote("c", "r0"), {
+      ok: false,
+      error: "r0: State change failed: (-1) Multiple primaries not allowed by config",
+    });
+    assert.deepEqual(cluster.open("c", "r0"), {
+      ok: false,
+      error: "open /dev/drbd1000: Read-only file system",
+    });
+    assert.deepEqual(cluster.primaries("r0"), ["a"]);
+  });
+});
+
+Deno.test("model fix: an absent peer last seen Inconsistent counts as outdated, so the Primary keeps quorum", async () => {
+  // drbd_state.c sanitize_state() keeps a lost peer's Outdated or
+  // Inconsistent disk state ("if (peer_disk_state[NEW] > D_UNKNOWN ||
+  // peer_disk_state[NEW] < D_INCONSISTENT) peer_disk_state[NEW] = D_UNKNOWN"),
+  // and __calc_quorum_with_disk() counts such an absent peer as outdated;
+  // with no unknown absentee the absent ones are no voters (last man
+  // standing). A SyncTarget cut from its source cannot promote anywhere,
+  // so the Primary keeps quorum alone. The model used to count every
+  // absent peer as unknown.
+  await withCluster({ resyncMs: 600_000 }, async (cluster) => {
+    cluster.addResource("r0", TWO_PLUS_TIEBREAKER);
+    cluster.promote("a", "r0");
+    cluster.open("a", "r0");
+    cluster.crash("b", { detection: "reset" });
+    await waitFor(
+      () => cluster.view("a", "r0")!.connections[0].connectionState !== "Connected",
+      "a notices b",
+    );
+    await simulatedTimePasses(cluster, 200);
+    cluster.restore("b");
+    await waitFor(
+      () => cluster.view("b", "r0")?.devices[0].diskState === "Inconsistent",
+      "b SyncTarget of a",
+    );
+    cluster.isolate("a");
+    await cutOff(cluster, "a");
+    const a = cluster.view("a", "r0")!;
+    assert.deepEqual(a.connections.map((c) => [c.name, c.peerDevices[0].peerDiskState]), [
+      ["b", "Inconsistent"],
+      ["c", "DUnknown"],
+    ]);
+    assert.equal(a.devices[0].quorum, true, "last man standing");
+    assert.equal(cluster.ioState("a", "r0"), "ok");
+    const b = cluster.view("b", "r0")!;
+    assert.equal(b.mayPromote, false, "b has no UpToDate data");
+    assert.equal(cluster.promote("b", "r0").ok, false);
+  });
+});
+
+Deno.test("model fix: a diskless peer that never connected is no tiebreaker voter", async () => {
+  // __calc_quorum_with_disk(): "a fresh (before connected once), intentional
+  // diskless peer gets ignored" (no MDF_PEER_DEVICE_SEEN). a never saw d, so
+  // c alone is a majority of a's diskless nodes and keeps a's quorum when b
+  // goes; the model used to count d as missing.
+  await withCluster({ nodes: ["a", "b", "c", "d"] }, async (cluster) => {
+    cluster.partition("a", "d");
+    cluster.addResource("r0", { diskful: ["a", "b"], diskless: ["c", "d"] });
+    cluster.promote("a", "r0");
+    cluster.partition("a", "b");
+    await waitFor(
+      () => cluster.view("a", "r0")!.connections[0].connectionState === "Connecting",
+      "a notices the cut to b",
+    );
+    assert.equal(cluster.view("a", "r0")!.devices[0].quorum, true);
+    assert.equal(cluster.ioState("a", "r0"), "ok");
+  });
+});
+
+Deno.test("model fix: the last writer's close demotes an auto-promoted Primary, not an explicit one", async () => {
+  // drbd_main.c drbd_release(): "if (resource->res_opts.auto_promote &&
+  // open_rw_cnt == 0 && resource->role[NOW] == R_PRIMARY &&
+  // !test_bit(EXPLICIT_PRIMARY, &resource->flags))" → Secondary. The model
+  // auto-promoted on open but never demoted on close.
+  await withCluster({}, async (cluster) => {
+    cluster.addResource("r0", TWO_PLUS_TIEBREAKER);
+    assert.deepEqual(cluster.open("a", "r0"), { ok: true });
+    assert.deepEqual(cluster.open("a", "r0", { readOnly: true }), { ok: true });
+    assert.deepEqual(cluster.primaries("r0"), ["a"]);
+    assert.equal(cluster.close("a", "r0"), true);
+    assert.deepEqual(cluster.primaries("r0"), [], "auto-demoted; a reader may stay");
+    assert.equal(cluster.openCount("a", "r0"), 1);
+    assert.equal(cluster.close("a", "r0"), true);
+    await waitFor(() => cluster.view("b", "r0")!.mayPromote === true, "b may promote");
+    assert.deepEqual(cluster.promote("b", "r0"), { ok: true });
+    assert.deepEqual(cluster.open("b", "r0"), { ok: true });
+    assert.equal(cluster.close("b", "r0"), true);
+    assert.deepEqual(cluster.primaries("r0"), ["b"], "drbdsetup primary: EXPLICIT_PRIMARY");
+  });
+});
+
+Deno.test("model fix: a peer that leaves while another is already away misses the later writes", async () => {
+  // DRBD starts a new current UUID whenever a Primary loses contact to a
+  // peer's data (drbd_state.c finish_state_change():
+  // lost_contact_to_peer_data() → create_new_uuid), and the bitmap records
+  // every write the peer misses. The model started one generation per
+  // "degraded" period, so c, gone while d was already away, came back as
+  // if it had a's writes.
+  await withCluster({ nodes: ["a", "b", "c", "d"] }, async (cluster) => {
+    cluster.addResource("r0", { diskful: ["a", "b", "c", "d"], config: { quorum: "off" } });
+    cluster.promote("a", "r0");
+    cluster.open("a", "r0");
+    cluster.partition("a", "d");
+    await waitFor(() => connectionState(cluster, "a", "d") === "Connecting", "a notices d");
+    await simulatedTimePasses(cluster, 200);
+    cluster.partition("a", "c");
+    await waitFor(() => connectionState(cluster, "a", "c") === "Connecting", "a notices c");
+    await simulatedTimePasses(cluster, 200);
+    const stream = new Stream(cluster, "c");
+    try {
+      await stream.waitForLine("exists -");
+      cluster.heal("a", "c");
+      await waitForConnection(cluster, "a", "c", "Connected");
+      await waitFor(
+        () => stream.changes.some((l) => /conn-name:a volume:0 replication:SyncTarget/.test(l)),
+        "c resyncs from a",
+      );
+      await waitFor(
+        () => cluster.view("c", "r0")!.devices[0].diskState === "UpToDate",
+        "c UpToDate",
+      );
+    } finally {
+      await stream.stop();
+    }
+  });
+});
+
+Deno.test("model fix: a Primary that is still a SyncTarget keeps its writes when the resync ends", async () => {
+  // DRBD replicates a SyncTarget Primary's writes to its SyncSource too and
+  // the resync only copies what is out of sync. The model left the
+  // SyncSource a out of the write and overwrote b's data with a's when the
+  // resync finished: b's writes vanished, and c, weak while b was Primary
+  // (b reachable only through a), had nothing to catch up on afterwards.
+  await withCluster({ resyncMs: 600_000 }, async (cluster) => {
+    cluster.addResource("r0", { diskful: ["a", "b", "c"], config: { quorum: "off" } });
+    cluster.promote("a", "r0");
+    cluster.open("a", "r0");
+    cluster.crash("b", { detection: "reset" });
+    await waitFor(
+      () => cluster.view("a", "r0")!.connections[0].connectionState !== "Connected",
+      "a notices b",
+    );
+    await simulatedTimePasses(cluster, 200);
+    assert.equal(cluster.close("a", "r0"), true);
+    assert.deepEqual(cluster.demote("a", "r0"), { ok: true });
+    cluster.partition("b", "c");
+    cluster.restore("b");
+    await waitFor(
+      () => cluster.view("b", "r0")?.devices[0].diskState === "Inconsistent",
+      "b SyncTarget of a",
+    );
+    assert.deepEqual(cluster.promote("b", "r0"), { ok: true }, "its data is a's, via the network");
+    assert.deepEqual(cluster.open("b", "r0"), { ok: true });
+    await waitFor(
+      () => cluster.view("b", "r0")!.devices[0].diskState === "UpToDate",
+      "resync done",
+    );
+    assert.equal(cluster.view("c", "r0")!.devices[0].diskState, "Outdated", "c is weak");
+    const stream = new Stream(cluster, "c");
+    try {
+      await stream.waitForLine("exists -");
+      assert.equal(cluster.close("b", "r0"), true);
+      assert.deepEqual(cluster.demote("b", "r0"), { ok: true });
+      await waitFor(
+        () => stream.changes.some((l) => /conn-name:a volume:0 replication:SyncTarget/.test(l)),
+        "c resyncs b's writes from a",
+      );
+      await waitFor(
+        () => cluster.view("c", "r0")!.devices[0].diskState === "UpToDate",
+        "c UpToDate",
+      );
+    } finally {
+      await stream.stop();
+    }
   });
 });
 
@@ -667,4 +786,34 @@ Deno.test("each drbdsetup call answers quickly", async () => {
     // Generous: a loaded test machine must not fail this; the measured value is printed above.
     assert.ok(max < 500, `max ${max} ms`);
   });
+});
+
+Deno.test("model fix: the lost-peer commit waits for a connection whose link died unnoticed", async () => {
+  // b is Primary; b–c breaks, then a–c dies silently 5 s later and comes
+  // back before anyone notices. When c notices b is gone, its commit must
+  // reach a (which still sees b) before c may call its data UpToDate.
+  const clock = new SimClock({ virtual: true });
+  const cluster = await DrbdCluster.create({ nodes: ["a", "b", "c"], clock, inProcess: true });
+  try {
+    cluster.addResource("r0", { diskful: ["a", "b", "c"] });
+    assert.deepEqual(cluster.promote("b", "r0"), { ok: true });
+    await clock.run(clock.now() + 1_000);
+    cluster.partition("b", "c");
+    await clock.run(clock.now() + 5_000);
+    cluster.partition("a", "c");
+    await clock.run(clock.now() + 6_000);
+    const waiting = cluster.view("c", "r0")!;
+    assert.notEqual(waiting.connections.find((x) => x.name === "b")!.connectionState, "Connected");
+    assert.equal(waiting.connections.find((x) => x.name === "a")!.connectionState, "Connected");
+    assert.equal(waiting.devices[0].diskState, "Consistent", "the commit waits for a");
+    assert.equal(waiting.mayPromote, false);
+    cluster.heal("a", "c");
+    await clock.run(clock.now() + 1_000);
+    const settled = cluster.view("c", "r0")!;
+    assert.equal(settled.devices[0].diskState, "Outdated", "a still sees the Primary b");
+    assert.equal(settled.mayPromote, false);
+  } finally {
+    await cluster.stop();
+    clock.stop();
+  }
 });
