@@ -64,4 +64,53 @@ export const regressions: Regression[] = [
     found: "S1 as seed 9",
     fixed: stableFlag,
   },
+  {
+    scenario: {
+      seed: 57,
+      nodes: ["node-a", "node-b", "node-c", "node-d"],
+      replicas: { diskful: ["node-a", "node-b"], diskless: ["node-c"] },
+      workloads: [{ name: "app0", kind: "Deployment" }, { name: "app1", kind: "StatefulSet" }],
+      faults: [{ at: 76000, kind: "drbd-cut", node: "node-b", forMs: 15000 }],
+    },
+    found: "S1: node-a's agent evicted app1-0 and deleted its VolumeAttachment on node-b " +
+      "just as node-b's links came back (the taint request was in flight when DRBD reconnected)",
+    fixed: "agent: every fail-over action is re-checked against the newest DRBD state right " +
+      "before it runs (lib/decide/mod.ts withdrawnBy, lib/act.ts)",
+  },
+  {
+    scenario: {
+      seed: 121,
+      nodes: ["node-a", "node-b", "node-c", "node-d"],
+      replicas: { diskful: ["node-a", "node-b"], diskless: ["node-c"] },
+      workloads: [{ name: "app0", kind: "StatefulSet" }, { name: "app1", kind: "StatefulSet" }],
+      faults: [
+        { at: 22000, kind: "drbd-cut", node: "node-a", forMs: 17000 },
+        { at: 31000, kind: "crash", node: "node-b", forMs: 50000 },
+        { at: 33000, kind: "flap", a: "node-a", b: "node-b", downMs: 6000, upMs: 11000, times: 5 },
+        { at: 106000, kind: "flap", a: "node-d", b: "node-c", downMs: 8000, upMs: 4000, times: 2 },
+      ],
+    },
+    found: "L1/L2: a split brain between node-a and node-b in the model (a diskless Primary " +
+      "wrote a new generation on a peer behind it), and a pod scheduled onto node-d, which has " +
+      "no replica, Pending for ever",
+    fixed: "model: the DRBD audit's generation and catch-up fixes; simulated PVs name their " +
+      "replica nodes in node affinity (tests/sim/cluster.ts drbdProvisioner)",
+  },
+  {
+    scenario: {
+      seed: 856,
+      nodes: ["node-a", "node-b", "node-c"],
+      replicas: { diskful: ["node-a", "node-b", "node-c"], diskless: [] },
+      workloads: [{ name: "app0", kind: "StatefulSet" }, { name: "app1", kind: "Deployment" }],
+      faults: [
+        { at: 108000, kind: "partition", a: "node-b", b: "node-c", forMs: 74000 },
+        { at: 114000, kind: "flap", a: "node-a", b: "node-c", downMs: 6000, upMs: 14000, times: 2 },
+      ],
+    },
+    found: "S1: node-c's agent evicted a pod on the Primary node-b, still reachable through " +
+      "node-a, because the model settled node-c's lost-peer commit while its link to node-a " +
+      "was dead but not yet noticed, calling its disk UpToDate",
+    fixed: "model: the lost-peer commit waits for a running Primary behind an undetected dead " +
+      "link (tests/sim/drbd/cluster.ts #settleLostPeer)",
+  },
 ];

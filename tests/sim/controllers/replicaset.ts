@@ -21,7 +21,8 @@ import type { KubeObject } from "../apiserver/objects.ts";
 import { isRecord, pathList, pathRecord, pathValue } from "../apiserver/objects.ts";
 import type { Cluster } from "./cluster.ts";
 import type { KubeConstants } from "./constants.ts";
-import { EventRecorder, referenceTo } from "./events.ts";
+import { EventRecorder } from "./events.ts";
+import { createOwnedPod } from "./owned_pod.ts";
 import { isFinished, isTerminating, type Toleration } from "./kube_util.ts";
 import { Runner } from "./runner.ts";
 import { withDefaultTolerations } from "./statefulset.ts";
@@ -150,18 +151,14 @@ export class ReplicaSetController {
       },
       spec,
     };
-    const annotations = pathRecord(template, "metadata.annotations");
-    if (Object.keys(annotations).length > 0) {
-      pod.metadata.annotations = structuredClone(annotations) as Record<string, string>;
-    }
-    const created = this.#cluster.create(ReplicaSetController.component, "pods", pod);
-    if (created !== undefined) {
-      this.#recorder.event(referenceTo(set, "ReplicaSet", { apiVersion: "apps/v1" }), {
-        type: "Normal",
-        reason: "SuccessfulCreate",
-        message: `Created pod: ${created.metadata.name}`,
-      });
-    }
+    createOwnedPod(this.#cluster, this.#recorder, {
+      component: ReplicaSetController.component,
+      owner: set,
+      kind: "ReplicaSet",
+      template,
+      pod,
+      message: (created) => `Created pod: ${created.metadata.name}`,
+    });
   }
 }
 

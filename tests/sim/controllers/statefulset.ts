@@ -22,6 +22,7 @@ import { EventRecorder, referenceTo } from "./events.ts";
 import type { Toleration } from "./kube_util.ts";
 import { isFinished, isPodReady, isTerminating, taintKeys } from "./kube_util.ts";
 import { Runner } from "./runner.ts";
+import { createOwnedPod } from "./owned_pod.ts";
 
 /** The simulated StatefulSet controller. */
 export class StatefulSetController {
@@ -223,19 +224,14 @@ export class StatefulSetController {
       },
       spec,
     };
-    const annotations = pathRecord(template, "metadata.annotations");
-    if (Object.keys(annotations).length > 0) {
-      pod.metadata.annotations = structuredClone(annotations) as Record<string, string>;
-    }
-    const created = this.#cluster.create(StatefulSetController.component, "pods", pod);
-    if (created !== undefined) {
-      this.#recorder.event(referenceTo(set, "StatefulSet", { apiVersion: "apps/v1" }), {
-        type: "Normal",
-        reason: "SuccessfulCreate",
-        message: `create Pod ${podName} in StatefulSet ${setName} successful`,
-      });
-    }
-    return created;
+    return createOwnedPod(this.#cluster, this.#recorder, {
+      component: StatefulSetController.component,
+      owner: set,
+      kind: "StatefulSet",
+      template,
+      pod,
+      message: () => `create Pod ${podName} in StatefulSet ${setName} successful`,
+    });
   }
 
   #deletePod(set: KubeObject, pod: KubeObject, why: string): void {

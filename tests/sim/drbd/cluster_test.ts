@@ -20,6 +20,27 @@ import {
   withCluster,
 } from "./testing.ts";
 
+/** a is Primary and open for writing; b's node resets, and a notices it. */
+async function writerLosesB(cluster: DrbdCluster): Promise<void> {
+  cluster.promote("a", "r0");
+  cluster.open("a", "r0");
+  cluster.crash("b", { detection: "reset" });
+  await waitFor(
+    () => cluster.view("a", "r0")!.connections[0].connectionState !== "Connected",
+    "a notices b",
+  );
+  await simulatedTimePasses(cluster, 200);
+}
+
+/** Waits until c's stream shows a resync from a and c is UpToDate again. */
+async function resyncsFromA(cluster: DrbdCluster, stream: Stream, what: string): Promise<void> {
+  await waitFor(
+    () => stream.changes.some((l) => /conn-name:a volume:0 replication:SyncTarget/.test(l)),
+    what,
+  );
+  await waitFor(() => cluster.view("c", "r0")!.devices[0].diskState === "UpToDate", "c UpToDate");
+}
+
 const TWO_PLUS_TIEBREAKER: AddResourceOptions = { diskful: ["a", "b"], diskless: ["c"] };
 /** The reference example's names (DRBD_FORMATS.md §0): node-a has node id 0. */
 const REFERENCE: AddResourceOptions = { diskful: ["node-a", "node-b"], diskless: ["node-c"] };
@@ -471,14 +492,7 @@ Deno.test("model fix: an absent peer last seen Inconsistent counts as outdated, 
   // absent peer as unknown.
   await withCluster({ resyncMs: 600_000 }, async (cluster) => {
     cluster.addResource("r0", TWO_PLUS_TIEBREAKER);
-    cluster.promote("a", "r0");
-    cluster.open("a", "r0");
-    cluster.crash("b", { detection: "reset" });
-    await waitFor(
-      () => cluster.view("a", "r0")!.connections[0].connectionState !== "Connected",
-      "a notices b",
-    );
-    await simulatedTimePasses(cluster, 200);
+    await writerLosesB(cluster);
     cluster.restore("b");
     await waitFor(
       () => cluster.view("b", "r0")?.devices[0].diskState === "Inconsistent",
@@ -562,14 +576,7 @@ Deno.test("model fix: a peer that leaves while another is already away misses th
       await stream.waitForLine("exists -");
       cluster.heal("a", "c");
       await waitForConnection(cluster, "a", "c", "Connected");
-      await waitFor(
-        () => stream.changes.some((l) => /conn-name:a volume:0 replication:SyncTarget/.test(l)),
-        "c resyncs from a",
-      );
-      await waitFor(
-        () => cluster.view("c", "r0")!.devices[0].diskState === "UpToDate",
-        "c UpToDate",
-      );
+      await resyncsFromA(cluster, stream, "c resyncs from a");
     } finally {
       await stream.stop();
     }
@@ -584,14 +591,7 @@ Deno.test("model fix: a Primary that is still a SyncTarget keeps its writes when
   // (b reachable only through a), had nothing to catch up on afterwards.
   await withCluster({ resyncMs: 600_000 }, async (cluster) => {
     cluster.addResource("r0", { diskful: ["a", "b", "c"], config: { quorum: "off" } });
-    cluster.promote("a", "r0");
-    cluster.open("a", "r0");
-    cluster.crash("b", { detection: "reset" });
-    await waitFor(
-      () => cluster.view("a", "r0")!.connections[0].connectionState !== "Connected",
-      "a notices b",
-    );
-    await simulatedTimePasses(cluster, 200);
+    await writerLosesB(cluster);
     assert.equal(cluster.close("a", "r0"), true);
     assert.deepEqual(cluster.demote("a", "r0"), { ok: true });
     cluster.partition("b", "c");
@@ -612,14 +612,7 @@ Deno.test("model fix: a Primary that is still a SyncTarget keeps its writes when
       await stream.waitForLine("exists -");
       assert.equal(cluster.close("b", "r0"), true);
       assert.deepEqual(cluster.demote("b", "r0"), { ok: true });
-      await waitFor(
-        () => stream.changes.some((l) => /conn-name:a volume:0 replication:SyncTarget/.test(l)),
-        "c resyncs b's writes from a",
-      );
-      await waitFor(
-        () => cluster.view("c", "r0")!.devices[0].diskState === "UpToDate",
-        "c UpToDate",
-      );
+      await resyncsFromA(cluster, stream, "c resyncs b's writes from a");
     } finally {
       await stream.stop();
     }
