@@ -46,13 +46,22 @@ export type { ServiceAccountRef, UserInfo } from "./auth.ts";
 export { adminUser, serviceAccountUser } from "./auth.ts";
 export type { Decision, PolicyRule, RequestAttributes } from "./rbac.ts";
 export { Authorizer, forbiddenError, requestAttributes, ruleAllows } from "./rbac.ts";
-export type { ApiServerOptions, RequestRecord } from "./server.ts";
+export type { ApiServerOptions, RequestRecord, Traffic } from "./server.ts";
 export type { FaultSpec } from "./faults.ts";
 export { Faults } from "./faults.ts";
 export type { KubeObject, ObjectMeta } from "./objects.ts";
 export { microTime, rfc3339 } from "./objects.ts";
 export { Registry } from "./registry.ts";
-export type { DeleteOptions, DeleteResult, Selection, Target, WriteOptions } from "./registry.ts";
+export type {
+  DeleteOptions,
+  DeleteResult,
+  ListPage,
+  ListPageOptions,
+  Selection,
+  Target,
+  WriteOptions,
+} from "./registry.ts";
+export { continueExpiredMessage, decodeContinue, encodeContinue } from "./registry.ts";
 export type { HookContext, ResourceDef, SubresourceDef } from "./resources.ts";
 export { ApiError } from "./status.ts";
 export type { Status, StatusCause, StatusDetails } from "./status.ts";

@@ -36,6 +36,7 @@ import {
   alreadyExists,
   badRequest,
   conflict,
+  expired,
   failure,
   forbiddenField,
   internalError,
@@ -83,6 +84,74 @@ export interface Selection {
   labels: LabelSelector;
   /** Parsed field selector, with aliases resolved. */
   fields: FieldSelector;
+}
+
+/** Paging parameters of a list. */
+export interface ListPageOptions {
+  /** `limit`: at most this many items (0 or absent: all). */
+  limit?: number;
+  /** `continue` token of the previous page. */
+  continue?: string;
+  /** `resourceVersion` query value ("" or absent: most recent). */
+  resourceVersion?: string;
+}
+
+/** One page of a list. */
+export interface ListPage {
+  /** Copies of the matching stored objects. */
+  items: KubeObject[];
+  /** resourceVersion of the snapshot the page shows. */
+  rv: number;
+  /** Token of the next page, when more objects match. */
+  continue?: string;
+}
+
+/** kube-apiserver's message for a continue token whose snapshot was compacted away. */
+export const continueExpiredMessage =
+  "The provided continue parameter is too old to display a consistent list result. " +
+  "You can start a new list without the continue parameter, or use the continue token in this " +
+  "response to retrieve the remainder of the results. Continuing with the provided token " +
+  "results in an inconsistent list - objects that were created, modified, or deleted between " +
+  "the time the first chunk was returned and now may show up in the list.";
+
+/**
+ * A continue token as kube-apiserver encodes it: base64 of
+ * `{"v":"meta.k8s.io/v1","rv":<list RV or -1>,"start":"<last key>\u0000"}`,
+ * the key relative to the resource (`<ns>/<name>`, or `<name>` for
+ * cluster-scoped kinds).
+ */
+export function encodeContinue(key: string, rv: number, namespaced: boolean): string {
+  const start = (namespaced ? key : key.replace(/^\//, "")) + "\u0000";
+  const json = JSON.stringify({ v: "meta.k8s.io/v1", rv, start });
+  return btoa(String.fromCharCode(...new TextEncoder().encode(json)));
+}
+
+/** Decodes a continue token; 400 when it is not one. */
+export function decodeContinue(token: string, namespaced: boolean): { key: string; rv: number } {
+  let parsed: unknown;
+  try {
+    const bytes = Uint8Array.from(
+      atob(token.replace(/-/g, "+").replace(/_/g, "/")),
+      (c) => c.charCodeAt(0),
+    );
+    parsed = JSON.parse(new TextDecoder().decode(bytes));
+  } catch {
+    throw badRequest("continue key is not valid: illegal base64 data or invalid JSON");
+  }
+  if (!isRecord(parsed) || parsed.v !== "meta.k8s.io/v1") {
+    throw badRequest("continue key is not valid: server does not recognize this encoded version");
+  }
+  const { rv, start } = parsed;
+  if (typeof rv !== "number" || !Number.isInteger(rv) || rv === 0 || rv < -1) {
+    throw badRequest(
+      "continue key is not valid: incorrect encoded start resourceVersion (version meta.k8s.io/v1)",
+    );
+  }
+  if (typeof start !== "string" || start === "" || start.includes("..")) {
+    throw badRequest("continue key is not valid: encoded start key is invalid");
+  }
+  const bare = start.endsWith("\u0000") ? start.slice(0, -1) : start;
+  return { key: namespaced ? bare : `/${bare}`, rv };
 }
 
 /** Result of a delete. */
@@ -268,26 +337,126 @@ export class Registry {
     return matchesFields(selection.fields, values);
   }
 
-  /** Stored objects that match, and the resourceVersion of this snapshot. */
+  /** Stored objects that match (copies), and the resourceVersion of this snapshot. */
   listStored(selection: Selection): { items: KubeObject[]; rv: number } {
-    const items = this.store.list(storageOf(selection.def), selection.namespace)
-      .filter((o) => this.matches(selection, o));
-    return { items, rv: this.store.resourceVersion };
+    return this.listPage(selection);
+  }
+
+  /**
+   * One page of a list, as kube-apiserver's storage answers it: `limit`
+   * items at most (none or 0: all), starting after the `continue` token's
+   * key, with a token for the rest when more objects match.
+   *
+   * A continued page shows the objects as they were at the first page's
+   * resourceVersion (and answers with that resourceVersion), rebuilt from
+   * the watch history; once that history is gone the token is too old:
+   * 410 Expired with the real server's message and, in the Status'
+   * metadata, a token that continues from the current state (an
+   * inconsistent list, resourceVersion -1 in the token). `resourceVersion=0`
+   * is answered from the "watch cache" and ignores `limit`, as the real
+   * cacher does; a `resourceVersion` other than 0 together with `continue`
+   * is a 400.
+   */
+  listPage(selection: Selection, options: ListPageOptions = {}): ListPage {
+    const storage = storageOf(selection.def);
+    const store = this.store;
+    const rvParam = options.resourceVersion ?? "";
+    let limit = options.limit ?? 0;
+    const token = options.continue ?? "";
+    let after: string | undefined;
+    let rv = store.resourceVersion;
+    let entries: Iterable<[string, Readonly<KubeObject>]>;
+    if (token !== "") {
+      if (rvParam !== "" && rvParam !== "0") {
+        throw badRequest("specifying resource version is not allowed when using continue");
+      }
+      const decoded = decodeContinue(token, selection.def.namespaced);
+      after = decoded.key;
+      if (decoded.rv < 0) {
+        entries = store.entries(storage, { after, namespace: selection.namespace });
+      } else {
+        const then = store.entriesAt(storage, decoded.rv, {
+          after,
+          namespace: selection.namespace,
+        });
+        if (then === undefined) {
+          const err = expired(continueExpiredMessage);
+          (err.status.metadata as Record<string, string>).continue = encodeContinue(
+            decoded.key,
+            -1,
+            selection.def.namespaced,
+          );
+          throw err;
+        }
+        entries = then;
+        rv = decoded.rv;
+      }
+    } else {
+      if (rvParam === "0") limit = 0;
+      entries = store.entries(storage, { namespace: selection.namespace });
+    }
+    const items: KubeObject[] = [];
+    let lastKey: string | undefined;
+    let more = false;
+    for (const [key, obj] of entries) {
+      if (!this.matches(selection, obj)) continue;
+      if (limit > 0 && items.length >= limit) {
+        more = true;
+        break;
+      }
+      items.push(structuredClone(obj) as KubeObject);
+      lastKey = key;
+    }
+    const page: ListPage = { items, rv };
+    if (more && lastKey !== undefined) {
+      page.continue = encodeContinue(lastKey, rv, selection.def.namespaced);
+    }
+    return page;
   }
 
   /** A `<Kind>List` as served (items without kind/apiVersion, like the real server). */
-  list(selection: Selection): KubeObject {
+  list(selection: Selection, options: ListPageOptions = {}): KubeObject {
     const def = selection.def;
-    const { items, rv } = this.listStored(selection);
+    const page = this.listPage(selection, options);
+    const metadata: Record<string, string> = { resourceVersion: String(page.rv) };
+    if (page.continue !== undefined) metadata.continue = page.continue;
     return {
       kind: `${def.kind}List`,
       apiVersion: groupVersion(def),
-      metadata: { resourceVersion: String(rv) },
-      items: items.map((o) => {
-        const { kind: _k, apiVersion: _a, ...rest } = this.present(def, o);
+      metadata,
+      items: page.items.map((o) => {
+        const { kind: _k, apiVersion: _a, ...rest } = this.present(def, o, { owned: true });
         return rest;
       }),
     };
+  }
+
+  /**
+   * Stores many new objects of one kind at once, for seeding large
+   * clusters (benchmarks): no admission, validation or defaults (pass
+   * complete objects, as `server.create` with `privileged` would keep them
+   * anyway), only a uid and creationTimestamp where missing. Namespaces
+   * must exist. Every object gets its own resourceVersion and history
+   * entry, as with single creates. Returns the last resourceVersion.
+   */
+  createMany(def: ResourceDef, objects: KubeObject[]): number {
+    const now = rfc3339(this.#now());
+    const stored: KubeObject[] = [];
+    for (const obj of objects) {
+      const { kind: _k, apiVersion: _a, ...rest } = obj;
+      const o = rest as KubeObject;
+      const meta = o.metadata;
+      if (meta.name === undefined || meta.name === "") {
+        throw new Error(`Expected every ${def.kind} to have a name`);
+      }
+      if (def.namespaced) meta.namespace ??= "default";
+      else delete meta.namespace;
+      meta.uid ??= this.#random === undefined ? crypto.randomUUID() : seededUuid(this.#random);
+      meta.creationTimestamp ??= now;
+      meta.generation ??= 1;
+      stored.push(o);
+    }
+    return this.store.addMany(storageOf(def), stored);
   }
 
   // ------------------------------------------------------------- create

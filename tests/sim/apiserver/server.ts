@@ -25,7 +25,7 @@ import {
 import type { Json } from "./patch.ts";
 import type { KubeObject } from "./objects.ts";
 import { isRecord } from "./objects.ts";
-import type { DeleteOptions, DeleteResult } from "./registry.ts";
+import type { DeleteOptions, DeleteResult, ListPageOptions } from "./registry.ts";
 import { Registry } from "./registry.ts";
 import type { ResourceDef } from "./resources.ts";
 import { groupVersion, storageOf } from "./resources.ts";
@@ -153,6 +153,31 @@ export interface RequestRecord {
   denied?: string;
   /** When the request arrived. */
   time: Date;
+  /** Request User-Agent header. */
+  userAgent?: string;
+  /**
+   * Response body bytes sent: the whole body of a plain answer; for a watch
+   * the events written to the stream so far (growing while it is open).
+   */
+  bytes: number;
+  /** Watch events written to this watch's stream so far (watches only; bookmarks and errors count). */
+  watchEvents?: number;
+  /** The same by event type (`ADDED`, `MODIFIED`, `DELETED`, `BOOKMARK`, `ERROR`). */
+  watchEventTypes?: Record<string, number>;
+}
+
+/** What {@linkcode ApiServer.traffic} sums up. */
+export interface Traffic {
+  /** Requests counted. */
+  requests: number;
+  /** Response body bytes sent (see {@linkcode RequestRecord.bytes}). */
+  bytes: number;
+  /** Watch events sent, bookmarks included. */
+  watchEvents: number;
+  /** Watch events sent, by type. */
+  watchEventTypes: Record<string, number>;
+  /** Requests by verb. */
+  verbs: Record<string, number>;
 }
 
 /** A parsed request path. */
@@ -171,8 +196,21 @@ interface Route {
 const jsonHeaders = { "content-type": "application/json" };
 const defaultNamespaces = ["default", "kube-system", "kube-public", "kube-node-lease"];
 
+const encoder = new TextEncoder();
+
+/** Body sizes of the answers made here, for the request log's accounting. */
+const bodySizes = new WeakMap<Response, number>();
+
+/** A response with a text body whose size the request log records. */
+function sized(text: string, init: ResponseInit): Response {
+  const bytes = encoder.encode(text);
+  const response = new Response(bytes, init);
+  bodySizes.set(response, bytes.byteLength);
+  return response;
+}
+
 function json(body: unknown, status = 200, headers: Record<string, string> = {}): Response {
-  return new Response(JSON.stringify(body), { status, headers: { ...jsonHeaders, ...headers } });
+  return sized(JSON.stringify(body), { status, headers: { ...jsonHeaders, ...headers } });
 }
 
 function errorResponse(err: ApiError): Response {
@@ -180,6 +218,23 @@ function errorResponse(err: ApiError): Response {
   const retry = err.status.details?.retryAfterSeconds;
   if (retry !== undefined && retry > 0) headers["retry-after"] = String(retry);
   return json(err.status, err.code, headers);
+}
+
+/** `limit`, `continue` and `resourceVersion` of a list request; 400 for a bad limit. */
+function listPaging(params: URLSearchParams): ListPageOptions {
+  const options: ListPageOptions = {};
+  const limit = params.get("limit");
+  if (limit !== null && limit !== "") {
+    if (!/^-?\d+$/.test(limit)) {
+      throw badRequest(`invalid limit: strconv.ParseInt: parsing "${limit}": invalid syntax`);
+    }
+    options.limit = Math.max(0, Number(limit));
+  }
+  const token = params.get("continue");
+  if (token !== null && token !== "") options.continue = token;
+  const rv = params.get("resourceVersion");
+  if (rv !== null) options.resourceVersion = rv;
+  return options;
 }
 
 /** The simulated API server. */
@@ -439,6 +494,34 @@ export class ApiServer {
     return this.api.create({ def, namespace: obj.metadata?.namespace }, obj, { privileged: true });
   }
 
+  /**
+   * Stores many objects at once, for seeding large clusters (benchmarks):
+   * like {@linkcode create} but without admission, defaults or validation
+   * (pass complete objects; status is kept), and fast (no copies: the
+   * objects are handed over and must not be used afterwards). Namespaces
+   * are made if missing. Each object still gets its own resourceVersion and
+   * watch event. Returns the last resourceVersion.
+   */
+  createMany(objects: KubeObject[]): number {
+    const groups = new Map<ResourceDef, KubeObject[]>();
+    for (const obj of objects) {
+      const def = this.#defOf(obj);
+      let group = groups.get(def);
+      if (group === undefined) groups.set(def, group = []);
+      group.push(obj);
+      const ns = obj.metadata?.namespace;
+      if (
+        def.namespaced && ns !== undefined &&
+        this.store.peek("namespaces", { name: ns }) === undefined
+      ) {
+        this.create({ apiVersion: "v1", kind: "Namespace", metadata: { name: ns } });
+      }
+    }
+    let rv = this.store.resourceVersion;
+    for (const [def, group] of groups) rv = this.api.createMany(def, group);
+    return rv;
+  }
+
   /** One object as served, or undefined. `resource` is a plural such as `pods`. */
   get(resource: string, namespace: string | undefined, name: string): KubeObject | undefined {
     const def = this.api.resolve(resource);
@@ -567,6 +650,28 @@ export class ApiServer {
     return this.requests.filter((r) => r.method !== "GET");
   }
 
+  /**
+   * Sums the request log (the requests `filter` selects, default all): how
+   * many requests, response bytes and watch events went out. For "what did
+   * the agent get", filter by {@linkcode RequestRecord.user} (give the agent a
+   * kubeconfig of its own, `kubeconfigFor`) or `userAgent`. Open watches
+   * count what they sent so far.
+   */
+  traffic(filter: (r: RequestRecord) => boolean = () => true): Traffic {
+    const out: Traffic = { requests: 0, bytes: 0, watchEvents: 0, watchEventTypes: {}, verbs: {} };
+    for (const r of this.requests) {
+      if (!filter(r)) continue;
+      out.requests++;
+      out.bytes += r.bytes;
+      out.watchEvents += r.watchEvents ?? 0;
+      for (const [t, n] of Object.entries(r.watchEventTypes ?? {})) {
+        out.watchEventTypes[t] = (out.watchEventTypes[t] ?? 0) + n;
+      }
+      out.verbs[r.verb] = (out.verbs[r.verb] ?? 0) + 1;
+    }
+    return out;
+  }
+
   /** Empties the request log. */
   clearRequests(): void {
     this.requests.length = 0;
@@ -625,8 +730,11 @@ export class ApiServer {
       query,
       verb: "discovery",
       status: 0,
+      bytes: 0,
       time: this.api.now(),
     };
+    const userAgent = req.headers.get("user-agent");
+    if (userAgent !== null) record.userAgent = userAgent;
     const contentType = req.headers.get("content-type");
     if (contentType !== null) record.contentType = contentType;
     const accept = req.headers.get("accept");
@@ -699,14 +807,16 @@ export class ApiServer {
         if (answer !== undefined) {
           record.faulted = true;
           record.status = answer.status;
+          record.bytes += bodySizes.get(answer) ?? 0;
           return answer;
         }
       }
-      response = this.#dispatch(req, { url, route, verb, body, user });
+      response = this.#dispatch(req, { url, route, verb, body, user, record });
     } catch (e) {
       response = this.#errorToResponse(e);
     }
     record.status = response.status;
+    record.bytes += bodySizes.get(response) ?? 0;
     return response;
   }
 
@@ -846,9 +956,16 @@ export class ApiServer {
 
   #dispatch(
     req: Request,
-    request: { url: URL; route: Route; verb: string; body: unknown; user: UserInfo },
+    request: {
+      url: URL;
+      route: Route;
+      verb: string;
+      body: unknown;
+      user: UserInfo;
+      record: RequestRecord;
+    },
   ): Response {
-    const { url, route, verb, body, user } = request;
+    const { url, route, verb, body, user, record } = request;
     if (route.kind === "nonresource") return this.#discovery(req, url, route);
     const def = route.def;
     if (def === undefined) throw pathNotFound();
@@ -886,22 +1003,27 @@ export class ApiServer {
           labelSelector: params.get("labelSelector"),
           fieldSelector: params.get("fieldSelector"),
         });
+        const paging = listPaging(params);
         const table = this.#tableRequest(req, params);
         if (table !== undefined) {
-          const { items, rv } = this.api.listStored(selection);
-          return json(toTable(items.map((o) => this.api.present(def, o)), {
+          const page = this.api.listPage(selection, paging);
+          const answer = toTable(page.items.map((o) => this.api.present(def, o, { owned: true })), {
             group: def.group,
             resource: def.resource,
             apiVersion: table.apiVersion,
             includeObject: table.includeObject,
-            resourceVersion: String(rv),
+            resourceVersion: String(page.rv),
             now: this.api.now(),
-          }));
+          });
+          if (page.continue !== undefined) {
+            (answer.metadata as Record<string, string>).continue = page.continue;
+          }
+          return json(answer);
         }
-        return json(this.api.list(selection));
+        return json(this.api.list(selection, paging));
       }
       case "watch":
-        return this.#watch(req, def, route, ns);
+        return this.#watch(req, def, route, ns, record);
       case "create": {
         const created = this.api.create(target, body, { dryRun });
         return this.#respondObject(req, def, created, 201);
@@ -1005,7 +1127,13 @@ export class ApiServer {
     );
   }
 
-  #watch(req: Request, def: ResourceDef, route: Route, ns: string | undefined): Response {
+  #watch(
+    req: Request,
+    def: ResourceDef,
+    route: Route,
+    ns: string | undefined,
+    record: RequestRecord,
+  ): Response {
     const params = new URL(req.url).searchParams;
     const selection = this.api.selection(def, {
       namespace: ns,
@@ -1029,6 +1157,12 @@ export class ApiServer {
       sendInitialEvents: params.get("sendInitialEvents") === "true",
       timeoutSeconds: timeout === null ? undefined : Number(timeout),
       table: this.#tableRequest(req, params),
+      onSend: (type, bytes) => {
+        record.bytes += bytes;
+        record.watchEvents = (record.watchEvents ?? 0) + 1;
+        const types = record.watchEventTypes ??= {};
+        types[type] = (types[type] ?? 0) + 1;
+      },
     });
     return new Response(body, { status: 200, headers: jsonHeaders });
   }
@@ -1054,7 +1188,7 @@ export class ApiServer {
       });
     }
     if (path === "/healthz" || path === "/livez" || path === "/readyz") {
-      return new Response("ok", { headers: { "content-type": "text/plain" } });
+      return sized("ok", { headers: { "content-type": "text/plain" } });
     }
     if (path === "/api" || path === "/apis") {
       const aggregated = this.#aggregated ? wantsAggregated(accept) : undefined;
@@ -1064,7 +1198,7 @@ export class ApiServer {
           version: aggregated,
           visible,
         });
-        return new Response(JSON.stringify(doc), {
+        return sized(JSON.stringify(doc), {
           headers: {
             "content-type": aggregatedContentType.replace("v=v2", `v=${aggregated}`),
           },

@@ -53,6 +53,8 @@ export interface StoreOptions {
 export class Store {
   #rv: number;
   #buckets = new Map<string, Map<string, KubeObject>>();
+  /** Sorted keys per bucket, rebuilt after an add or remove (replaces keep the keys). */
+  #sortedKeys = new Map<string, string[]>();
   #history: Change[] = [];
   #historyLimit: number;
   /** Changes with an RV up to this one are forgotten. */
@@ -101,12 +103,94 @@ export class Store {
     const b = this.#buckets.get(storage);
     if (b === undefined) return [];
     const out: KubeObject[] = [];
-    for (const k of [...b.keys()].sort()) {
+    for (const k of this.#keys(storage)) {
       const obj = b.get(k)!;
       if (namespace !== undefined && (obj.metadata.namespace ?? "") !== namespace) continue;
       out.push(obj);
     }
     return out;
+  }
+
+  /** The keys of a bucket in list order (cached until the next add or remove). */
+  #keys(storage: string): string[] {
+    let keys = this.#sortedKeys.get(storage);
+    if (keys === undefined) {
+      keys = [...(this.#buckets.get(storage)?.keys() ?? [])].sort();
+      this.#sortedKeys.set(storage, keys);
+    }
+    return keys;
+  }
+
+  /**
+   * The stored objects of a bucket (see {@linkcode peek}) whose key sorts
+   * after `after` (exclusive; "" for all), in list order, as they are now.
+   * `namespace` restricts to one namespace.
+   */
+  *entries(
+    storage: string,
+    options: { after?: string; namespace?: string } = {},
+  ): Generator<[string, Readonly<KubeObject>]> {
+    const b = this.#buckets.get(storage);
+    if (b === undefined) return;
+    const keys = this.#keys(storage);
+    const prefix = options.namespace !== undefined ? `${options.namespace}/` : "";
+    let from = 0;
+    if (prefix !== "") from = firstIndex(keys, (k) => k >= prefix);
+    const after = options.after;
+    if (after !== undefined && after !== "") {
+      from = Math.max(from, firstIndex(keys, (k) => k > after));
+    }
+    for (let i = from; i < keys.length; i++) {
+      const k = keys[i];
+      if (prefix !== "" && !k.startsWith(prefix)) break;
+      const obj = b.get(k);
+      if (obj !== undefined) yield [k, obj];
+    }
+  }
+
+  /**
+   * The objects of a bucket as they were at resourceVersion `rv` (see
+   * {@linkcode entries}, same options), rebuilt from the current state and
+   * the retained history; `undefined` when that history is gone (the caller
+   * answers 410 Expired). The objects are the stored ones (see
+   * {@linkcode peek}); the iteration is lazy.
+   */
+  entriesAt(
+    storage: string,
+    rv: number,
+    options: { after?: string; namespace?: string } = {},
+  ): Iterable<[string, Readonly<KubeObject>]> | undefined {
+    if (rv > this.#rv) return undefined;
+    const changes = this.since(rv);
+    if (changes === undefined) return undefined;
+    // The state at rv of every key changed since: the state before its first later change.
+    const then = new Map<string, KubeObject | undefined>();
+    for (const c of changes) {
+      if (c.storage !== storage) continue;
+      const key = objectKey(c.object.metadata.namespace, c.object.metadata.name!);
+      if (then.has(key)) continue;
+      then.set(key, c.type === "ADDED" ? undefined : c.previous);
+    }
+    if (then.size === 0) return this.entries(storage, options);
+    const prefix = options.namespace !== undefined ? `${options.namespace}/` : "";
+    const old: [string, KubeObject][] = [];
+    for (const [k, obj] of then) {
+      if (obj === undefined) continue;
+      if (options.after !== undefined && k <= options.after) continue;
+      if (prefix !== "" && !k.startsWith(prefix)) continue;
+      old.push([k, obj]);
+    }
+    old.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
+    const current = this.entries(storage, options);
+    return (function* merged(): Generator<[string, Readonly<KubeObject>]> {
+      let i = 0;
+      for (const entry of current) {
+        if (then.has(entry[0])) continue;
+        while (i < old.length && old[i][0] < entry[0]) yield old[i++];
+        yield entry;
+      }
+      while (i < old.length) yield old[i++];
+    })();
   }
 
   /** A copy of one object, or undefined. */
@@ -120,8 +204,7 @@ export class Store {
     const b = this.#buckets.get(storage);
     if (b === undefined) return [];
     const out: KubeObject[] = [];
-    const keys = [...b.keys()].sort();
-    for (const k of keys) {
+    for (const k of this.#keys(storage)) {
       const obj = b.get(k)!;
       if (namespace !== undefined && (obj.metadata.namespace ?? "") !== namespace) continue;
       out.push(structuredClone(obj));
@@ -135,8 +218,34 @@ export class Store {
     const stored = structuredClone(obj);
     stored.metadata.resourceVersion = String(rv);
     this.#bucket(storage).set(objectKey(stored.metadata.namespace, stored.metadata.name!), stored);
+    this.#sortedKeys.delete(storage);
     this.#record({ rv, type: "ADDED", storage, object: stored });
     return structuredClone(stored);
+  }
+
+  /**
+   * Stores many new objects at once (none may exist), each with its own
+   * resourceVersion, as if added one by one: the same history entries and
+   * listener calls, but the objects are taken as they are (not copied; the
+   * caller hands them over) and the history is trimmed once at the end. For
+   * seeding large clusters; returns the last resourceVersion.
+   */
+  addMany(storage: string, objects: KubeObject[]): number {
+    const bucket = this.#bucket(storage);
+    const listeners = [...this.#listeners];
+    for (const stored of objects) {
+      const key = objectKey(stored.metadata.namespace, stored.metadata.name!);
+      if (bucket.has(key)) throw new Error(`Expected ${storage} ${key} not to exist`);
+      const rv = this.#next();
+      stored.metadata.resourceVersion = String(rv);
+      bucket.set(key, stored);
+      const change: Change = { rv, type: "ADDED", storage, object: stored };
+      this.#history.push(change);
+      for (const l of listeners) l(change);
+    }
+    this.#sortedKeys.delete(storage);
+    this.#trim();
+    return this.#rv;
   }
 
   /** Replaces an existing object; sets its resourceVersion; returns a copy. */
@@ -148,6 +257,7 @@ export class Store {
     const stored = structuredClone(obj);
     stored.metadata.resourceVersion = String(rv);
     bucket.set(key, stored);
+    if (previous === undefined) this.#sortedKeys.delete(storage);
     this.#record({ rv, type: "MODIFIED", storage, object: stored, previous });
     return structuredClone(stored);
   }
@@ -168,6 +278,7 @@ export class Store {
     const previous = bucket.get(key);
     if (previous === undefined) return undefined;
     bucket.delete(key);
+    this.#sortedKeys.delete(storage);
     const rv = this.#next();
     const last = structuredClone(finalState ?? previous);
     last.metadata.resourceVersion = String(rv);
@@ -211,10 +322,26 @@ export class Store {
 
   #record(change: Change): void {
     this.#history.push(change);
+    this.#trim();
+    for (const l of [...this.#listeners]) l(change);
+  }
+
+  #trim(): void {
     if (this.#history.length > this.#historyLimit) {
       const dropped = this.#history.splice(0, this.#history.length - this.#historyLimit);
       this.#compactedRv = dropped[dropped.length - 1].rv;
     }
-    for (const l of [...this.#listeners]) l(change);
   }
+}
+
+/** The first index of sorted `keys` where `past` holds (it holds for every later one too). */
+function firstIndex(keys: string[], past: (key: string) => boolean): number {
+  let lo = 0;
+  let hi = keys.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if (past(keys[mid])) hi = mid;
+    else lo = mid + 1;
+  }
+  return lo;
 }

@@ -36,6 +36,8 @@ export interface WatchRequest {
   timeoutSeconds?: number;
   /** Table version asked for in Accept, if any. */
   table?: { apiVersion: string; includeObject: IncludeObject };
+  /** Told of every event written to the stream: its type and size in bytes (accounting). */
+  onSend?: (type: string, bytes: number) => void;
 }
 
 /** Options of the {@link WatchHub}. */
@@ -96,7 +98,7 @@ class ActiveWatch {
   #hub: WatchHub;
   #request: WatchRequest;
   #controller!: ReadableStreamDefaultController<Uint8Array>;
-  #queue: string[] = [];
+  #queue: [string, string][] = [];
   #closed = false;
   #closeWhenUnstalled = false;
   #timers: (() => void)[] = [];
@@ -138,7 +140,7 @@ class ActiveWatch {
       if (changes === undefined) {
         const current = registry.store.resourceVersion;
         const status = expired(`too old resource version: ${from} (${current})`).status;
-        this.#write(JSON.stringify({ type: "ERROR", object: status }));
+        this.#write("ERROR", JSON.stringify({ type: "ERROR", object: status }));
         this.close();
         return;
       }
@@ -205,31 +207,35 @@ class ActiveWatch {
       });
       this.#sentHeaders = true;
     }
-    this.#write(JSON.stringify({ type, object }));
+    this.#write(type, JSON.stringify({ type, object }));
   }
 
   #sendBookmark(rv: number, annotations?: Record<string, string>): void {
     const metadata: Record<string, unknown> = { resourceVersion: String(rv) };
     if (annotations !== undefined) metadata.annotations = annotations;
     const object = { kind: this.def.kind, apiVersion: groupVersion(this.def), metadata };
-    this.#write(JSON.stringify({ type: "BOOKMARK", object }));
+    this.#write("BOOKMARK", JSON.stringify({ type: "BOOKMARK", object }));
   }
 
-  #write(line: string): void {
+  #write(type: string, line: string): void {
     if (this.#closed) return;
     if (this.#hub.stalled) {
-      this.#queue.push(line);
+      this.#queue.push([type, line]);
       return;
     }
-    this.#controller.enqueue(encoder.encode(line + "\n"));
+    this.#emit(type, line);
+  }
+
+  #emit(type: string, line: string): void {
+    const bytes = encoder.encode(line + "\n");
+    this.#controller.enqueue(bytes);
+    this.#request.onSend?.(type, bytes.byteLength);
   }
 
   /** Sends what queued up during a stall. */
   unstall(): void {
     if (this.#closed) return;
-    for (const line of this.#queue.splice(0)) {
-      this.#controller.enqueue(encoder.encode(line + "\n"));
-    }
+    for (const [type, line] of this.#queue.splice(0)) this.#emit(type, line);
     if (this.#closeWhenUnstalled) this.close();
   }
 
