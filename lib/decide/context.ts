@@ -12,6 +12,7 @@
 import { formatDuration } from "../duration.ts";
 import type { Options } from "../options.ts";
 import type { Action, Memory, Snapshot } from "./types.ts";
+import type { SnapshotIndex } from "./volumes.ts";
 
 /** Everything a rule may read, plus the memory it writes its timers to. */
 export interface RuleContext {
@@ -37,6 +38,8 @@ export interface RuleContext {
   drbdFresh: boolean;
   /** The plan will be carried out (trusted and not paused): fail-overs are counted. */
   acting: boolean;
+  /** Lookups of `snapshot` by resource and claim (PVs, consumers). */
+  index: SnapshotIndex;
 }
 
 /** What one rule concluded about one resource. */

@@ -184,7 +184,7 @@ export function failOver(view: ResourceView, ctx: RuleContext): RuleOutcome {
     };
   }
   const claims = claimsOf(view);
-  const consumers = knownConsumers(claims, ctx.snapshot);
+  const consumers = knownConsumers(claims, ctx.snapshot, ctx.index);
   if (consumers.length > 0 && consumers.every((p) => podUsesClaimsReadOnly(p, claims))) {
     return {
       actions: [],
@@ -378,7 +378,7 @@ function podExemption(
   if (pod.ignoreFailOver) return "has the ignore-fail-over annotation";
   if (!pod.hasOwner) return "has no owner that would recreate it";
   if (!ctx.options.failOverUnsafePods) {
-    const unsafe = unsafeVolumes(pod, ctx.snapshot.persistentVolumes);
+    const unsafe = unsafeVolumes(pod, ctx.snapshot.persistentVolumes, ctx.index);
     if (unsafe.length > 0) return `volumes not known to be safe to move: ${unsafe.join(", ")}`;
   }
   if (pod.deletionTimestamp !== undefined && kubelet.responsive) return alreadyTerminating;

@@ -48,12 +48,12 @@ import {
   type Snapshot,
 } from "./types.ts";
 import {
-  bindingsOfResource,
   claimKey,
   claimsOf,
   knownConsumers,
   podKey,
   type ResourceView,
+  SnapshotIndex,
 } from "./volumes.ts";
 
 export {
@@ -74,11 +74,9 @@ export {
  */
 export function peersToInspect(snapshot: Omit<Snapshot, "peers">, _options: Options): string[] {
   const nodes = new Set<string>();
+  const index = new SnapshotIndex(snapshot);
   for (const resource of snapshot.drbd.resources) {
-    const view = {
-      resource,
-      bindings: bindingsOfResource(resource.name, snapshot.persistentVolumes),
-    };
+    const view = { resource, bindings: index.bindingsOf(resource.name) };
     if (!failOverApplies(view).applies) continue;
     for (const peer of peerNodes(resource, snapshot).lost) nodes.add(peer.node);
   }
@@ -108,6 +106,7 @@ export function decide(
   const untrusted = untrustedReasons(snapshot, options, now);
   const paused = pauseReason(snapshot);
   const trusted = untrusted.length === 0;
+  const index = new SnapshotIndex(snapshot);
   const ctx: RuleContext = {
     snapshot,
     options,
@@ -117,6 +116,7 @@ export function decide(
     trusted,
     drbdFresh: drbdIsFresh(snapshot.drbd, options, now),
     acting: trusted && paused === undefined,
+    index,
   };
 
   const resources = snapshot.drbd.resources;
@@ -125,10 +125,7 @@ export function decide(
   const notes = new Map<string, string[]>();
   const views: ResourceView[] = [];
   for (const resource of resources) {
-    const view = {
-      resource,
-      bindings: bindingsOfResource(resource.name, snapshot.persistentVolumes),
-    };
+    const view = { resource, bindings: index.bindingsOf(resource.name) };
     views.push(view);
     const resourceNotes = [...(own.notes.get(resource.name) ?? [])];
     for (const rule of [failOver, suspendedDemotion, forceIo]) {
@@ -164,7 +161,7 @@ export function decide(
         ? view.bindings.map((b) => b.persistentVolume.name).join(", ")
         : undefined,
       claim: claims.length > 0 ? claims.map(claimKey).join(", ") : undefined,
-      consumers: knownConsumers(claims, snapshot).map(podKey).sort(),
+      consumers: knownConsumers(claims, snapshot, index).map(podKey).sort(),
       decision: resourceNotes.length > 0 ? resourceNotes.join("; ") : "healthy",
     };
   });

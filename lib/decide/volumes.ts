@@ -46,44 +46,120 @@ export function bindingsOfResource(
   resource: string,
   persistentVolumes: PersistentVolumeInfo[],
 ): VolumeBinding[] {
-  return persistentVolumes
-    .filter((pv) => drbdResourceOfVolume(pv) === resource)
-    .sort((a, b) => a.name < b.name ? -1 : a.name > b.name ? 1 : 0)
-    .map((pv) => bindingOf(pv, persistentVolumes));
+  return new SnapshotIndex({ persistentVolumes }).bindingsOf(resource);
 }
 
-function bindingOf(
-  pv: PersistentVolumeInfo,
-  persistentVolumes: PersistentVolumeInfo[],
-): VolumeBinding {
-  const unbound = { persistentVolume: pv, claim: undefined };
-  if (pv.claimRef === undefined) return { ...unbound, claimIgnored: undefined };
-  const claim = claimKey(pv.claimRef);
-  if (pv.phase !== "Bound") {
-    const phase = pv.phase === "" ? "of unknown phase" : pv.phase;
-    return { ...unbound, claimIgnored: `is ${phase}, not Bound to claim ${claim}` };
-  }
-  const others = boundPersistentVolumes(pv.claimRef, persistentVolumes)
-    .filter((other) => other.uid !== pv.uid);
-  if (others.length > 0) {
-    const names = others.map((other) => other.name).join(", ");
-    return {
-      ...unbound,
-      claimIgnored: `claims ${claim}, which Bound PV ${names} claims as well`,
-    };
-  }
-  return { persistentVolume: pv, claim: pv.claimRef, claimIgnored: undefined };
+/** Map key of a claim (namespace, name); not for display. */
+function claimId(namespace: string, name: string): string {
+  return `${namespace}\u0000${name}`;
 }
 
-/** Bound PVs whose claimRef names `claim` (by namespace and name). */
-function boundPersistentVolumes(
-  claim: { namespace: string; name: string },
-  persistentVolumes: PersistentVolumeInfo[],
-): PersistentVolumeInfo[] {
-  return persistentVolumes.filter((pv) =>
-    pv.phase === "Bound" && pv.claimRef !== undefined &&
-    pv.claimRef.namespace === claim.namespace && pv.claimRef.name === claim.name
-  );
+/**
+ * Lookups of one snapshot by DRBD resource and by claim, built once per
+ * decision (in linear time) instead of scanning every PV and pod for every
+ * resource. Answers exactly what the scanning functions answer, in the same
+ * order. The snapshot must not change while the index is used.
+ */
+export class SnapshotIndex {
+  readonly #persistentVolumes: PersistentVolumeInfo[];
+  readonly #pods: Pick<Snapshot, "localPods" | "peers"> | undefined;
+  #byResource: Map<string, PersistentVolumeInfo[]> | undefined;
+  #boundByClaim: Map<string, PersistentVolumeInfo[]> | undefined;
+  #consumersByClaim: Map<string, { at: number; pod: PodInfo }[]> | undefined;
+
+  /** An index of the PVs and, when given, of the pods known to the agent. */
+  constructor(
+    snapshot: Pick<Snapshot, "persistentVolumes"> & Partial<Pick<Snapshot, "localPods" | "peers">>,
+  ) {
+    this.#persistentVolumes = snapshot.persistentVolumes;
+    this.#pods = snapshot.localPods === undefined || snapshot.peers === undefined
+      ? undefined
+      : { localPods: snapshot.localPods, peers: snapshot.peers };
+  }
+
+  /** See {@linkcode bindingsOfResource}. */
+  bindingsOf(resource: string): VolumeBinding[] {
+    if (this.#byResource === undefined) {
+      this.#byResource = new Map();
+      for (const pv of this.#persistentVolumes) {
+        const name = drbdResourceOfVolume(pv);
+        if (name === undefined) continue;
+        const list = this.#byResource.get(name);
+        if (list) list.push(pv);
+        else this.#byResource.set(name, [pv]);
+      }
+    }
+    return [...(this.#byResource.get(resource) ?? [])]
+      .sort((a, b) => a.name < b.name ? -1 : a.name > b.name ? 1 : 0)
+      .map((pv) => this.#bindingOf(pv));
+  }
+
+  /** Bound PVs whose claimRef names `claim` (by namespace and name), in snapshot order. */
+  boundTo(claim: { namespace: string; name: string }): PersistentVolumeInfo[] {
+    if (this.#boundByClaim === undefined) {
+      this.#boundByClaim = new Map();
+      for (const pv of this.#persistentVolumes) {
+        if (pv.phase !== "Bound" || pv.claimRef === undefined) continue;
+        const key = claimId(pv.claimRef.namespace, pv.claimRef.name);
+        const list = this.#boundByClaim.get(key);
+        if (list) list.push(pv);
+        else this.#boundByClaim.set(key, [pv]);
+      }
+    }
+    return this.#boundByClaim.get(claimId(claim.namespace, claim.name)) ?? [];
+  }
+
+  /** See {@linkcode knownConsumers}; needs the pods given to the constructor. */
+  consumersOf(claims: ClaimRef[]): PodInfo[] {
+    if (this.#pods === undefined) throw new Error("Expected an index with the snapshot's pods");
+    if (this.#consumersByClaim === undefined) {
+      this.#consumersByClaim = new Map();
+      candidatePods(this.#pods).forEach((pod, at) => {
+        for (const v of pod.volumes) {
+          if (v.kind !== "pvc") continue;
+          const key = claimId(pod.namespace, v.claimName);
+          const list = this.#consumersByClaim!.get(key);
+          if (list === undefined) this.#consumersByClaim!.set(key, [{ at, pod }]);
+          else if (list[list.length - 1].at !== at) list.push({ at, pod });
+        }
+      });
+    }
+    const found = claims.flatMap((c) =>
+      this.#consumersByClaim!.get(claimId(c.namespace, c.name)) ?? []
+    );
+    if (claims.length > 1) found.sort((a, b) => a.at - b.at);
+    const byUid = new Map<string, PodInfo>();
+    for (const { pod } of found) if (!byUid.has(pod.uid)) byUid.set(pod.uid, pod);
+    return [...byUid.values()];
+  }
+
+  #bindingOf(pv: PersistentVolumeInfo): VolumeBinding {
+    const unbound = { persistentVolume: pv, claim: undefined };
+    if (pv.claimRef === undefined) return { ...unbound, claimIgnored: undefined };
+    const claim = claimKey(pv.claimRef);
+    if (pv.phase !== "Bound") {
+      const phase = pv.phase === "" ? "of unknown phase" : pv.phase;
+      return { ...unbound, claimIgnored: `is ${phase}, not Bound to claim ${claim}` };
+    }
+    const others = this.boundTo(pv.claimRef).filter((other) => other.uid !== pv.uid);
+    if (others.length > 0) {
+      const names = others.map((other) => other.name).join(", ");
+      return {
+        ...unbound,
+        claimIgnored: `claims ${claim}, which Bound PV ${names} claims as well`,
+      };
+    }
+    return { persistentVolume: pv, claim: pv.claimRef, claimIgnored: undefined };
+  }
+}
+
+/** Local pods, then the pods of every peer that was read successfully. */
+function candidatePods(snapshot: Pick<Snapshot, "localPods" | "peers">): PodInfo[] {
+  const candidates: PodInfo[] = [...snapshot.localPods];
+  for (const peer of snapshot.peers.values()) {
+    if (peer.ok) candidates.push(...peer.pods);
+  }
+  return candidates;
 }
 
 /** The claims bound to a resource's PVs (see `VolumeBinding.claim`). */
@@ -140,16 +216,14 @@ export function podIsTerminal(pod: PodInfo): boolean {
 export function unsafeVolumes(
   pod: PodInfo,
   persistentVolumes: PersistentVolumeInfo[],
+  index: SnapshotIndex = new SnapshotIndex({ persistentVolumes }),
 ): string[] {
   const unsafe: string[] = [];
   for (const v of pod.volumes) {
     if (v.kind === "other") {
       unsafe.push(`${v.name} (${v.type})`);
     } else if (v.kind === "pvc" && !v.readOnly) {
-      const pvs = boundPersistentVolumes(
-        { namespace: pod.namespace, name: v.claimName },
-        persistentVolumes,
-      );
+      const pvs = index.boundTo({ namespace: pod.namespace, name: v.claimName });
       if (pvs.length > 1) {
         unsafe.push(`${v.name} (claim ${v.claimName} has several Bound PVs)`);
       } else if (pvs[0]?.csiDriver !== linstorCsiDriver) {
@@ -188,13 +262,11 @@ export function nodeOfConnection(connectionName: string, satellitePods: PodInfo[
 export function knownConsumers(
   claims: ClaimRef[],
   snapshot: Pick<Snapshot, "localPods" | "peers">,
+  index?: SnapshotIndex,
 ): PodInfo[] {
+  if (index !== undefined) return index.consumersOf(claims);
   const byUid = new Map<string, PodInfo>();
-  const candidates: PodInfo[] = [...snapshot.localPods];
-  for (const peer of snapshot.peers.values()) {
-    if (peer.ok) candidates.push(...peer.pods);
-  }
-  for (const pod of candidates) {
+  for (const pod of candidatePods(snapshot)) {
     if (podUsesAnyClaim(pod, claims) && !byUid.has(pod.uid)) byUid.set(pod.uid, pod);
   }
   return [...byUid.values()];
