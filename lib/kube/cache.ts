@@ -19,6 +19,9 @@
  *   period, so a dead server is noticed within a bounded time;
  * - every `resyncIntervalMs` a full relist replaces the content, so a missed
  *   event heals.
+ * Lists are paged (`limit=500` and `continue`, as client-go does), so a large
+ * collection is never one response held in memory; a continue token that
+ * expires mid-list (410) starts the list again from the first page.
  * It never throws out of its run loop and never exits the process.
  *
  * @module
@@ -64,9 +67,22 @@ export interface CacheOptions<T> {
   backoffInitialMs?: number;
   /** Maximum backoff delay in ms (default 30 000). */
   backoffMaxMs?: number;
+  /** Objects per list page (`limit`, default 500 as kubectl and client-go; 0: one unpaged list). */
+  pageSize?: number;
   /** Logger. */
   log: CacheLogger;
 }
+
+/** A list answer (one page). */
+interface ListPage {
+  metadata?: { resourceVersion?: string; continue?: string };
+  items?: unknown[];
+}
+
+/** Page size of lists, as kubectl and client-go's reflector use. */
+const defaultPageSize = 500;
+/** Lists started again after an expired continue token before the list counts as failed. */
+const maxListRestarts = 3;
 
 interface WatchEvent {
   type: string;
@@ -265,38 +281,76 @@ export class ListWatchCache<T> {
     this.#wake = undefined;
   }
 
+  /**
+   * List in pages of `pageSize` (`limit` + `continue`), so a large
+   * collection never arrives as one huge response: each page is converted
+   * to slim objects and dropped before the next is fetched. A continue token
+   * that expired mid-way (410: the server no longer has the list's
+   * snapshot) starts the list again from the first page; the content is
+   * replaced only once every page arrived.
+   */
   async #list(): Promise<void> {
     const o = this.#opts;
-    const list = await this.#client.request<
-      { metadata?: { resourceVersion?: string }; items?: unknown[] }
-    >(
-      "list",
-      "GET",
-      o.path,
-      {
-        query: { labelSelector: o.labelSelector, fieldSelector: o.fieldSelector },
-        signal: this.#stop.signal,
-      },
-    );
-    if (!Array.isArray(list.items) || typeof list.metadata?.resourceVersion !== "string") {
-      throw new Error("list answer has no items or no metadata.resourceVersion");
-    }
+    const pageSize = o.pageSize ?? defaultPageSize;
     const items = new Map<string, T>();
     let skipped = 0;
-    for (const raw of list.items) {
-      const item = o.convert(raw);
-      if (item === undefined) skipped++;
-      else items.set(o.key(item), item);
+    let token: string | undefined;
+    let resourceVersion = "";
+    let pages = 0;
+    let restarts = 0;
+    for (;;) {
+      let list: ListPage;
+      try {
+        list = await this.#client.request<ListPage>("list", "GET", o.path, {
+          query: {
+            labelSelector: o.labelSelector,
+            fieldSelector: o.fieldSelector,
+            limit: pageSize > 0 ? pageSize : undefined,
+            continue: token,
+          },
+          signal: this.#stop.signal,
+        });
+      } catch (err) {
+        if (
+          token !== undefined && err instanceof ApiError && err.status === 410 &&
+          restarts < maxListRestarts
+        ) {
+          restarts++;
+          o.log.info(
+            `${o.name}: list expired (410) after ${pages} pages of ${pageSize}, listing again from the start`,
+          );
+          items.clear();
+          skipped = 0;
+          token = undefined;
+          pages = 0;
+          continue;
+        }
+        throw err;
+      }
+      if (!Array.isArray(list.items) || typeof list.metadata?.resourceVersion !== "string") {
+        throw new Error("list answer has no items or no metadata.resourceVersion");
+      }
+      for (const raw of list.items) {
+        const item = o.convert(raw);
+        if (item === undefined) skipped++;
+        else items.set(o.key(item), item);
+      }
+      // Every page of one list carries the resourceVersion of its snapshot.
+      resourceVersion = list.metadata.resourceVersion;
+      const next = list.metadata.continue;
+      token = typeof next === "string" && next !== "" ? next : undefined;
+      pages++;
+      if (token === undefined) break;
     }
     if (skipped > 0) o.log.warn(`${o.name}: skipped ${skipped} malformed objects`);
     this.#items = items;
-    this.#resourceVersion = list.metadata.resourceVersion;
+    this.#resourceVersion = resourceVersion;
     this.#lastListAt = this.#client.clock.monotonic();
     this.#synced = true;
     this.#healthy = true;
     this.#problem = "";
     o.log.debug(
-      `${o.name}: listed ${items.size} objects at resourceVersion ${this.#resourceVersion}`,
+      `${o.name}: listed ${items.size} objects in ${pages} pages at resourceVersion ${this.#resourceVersion}`,
     );
     o.onChange?.();
   }

@@ -130,6 +130,26 @@ export interface VolumeAttachmentInfo {
   attacher: string;
 }
 
+/**
+ * Values that repeat across many objects (driver and attacher names,
+ * phases, node names, namespaces) are kept once: JSON.parse makes a new
+ * string for every occurrence, and 10,000 PersistentVolumes would otherwise
+ * hold 10,000 copies of `linstor.csi.linbit.com`. The table is bounded; when
+ * full it starts over (values then merely stop being shared).
+ */
+const shared = new Map<string, string>();
+const sharedLimit = 20_000;
+
+/** The one kept copy of a value that repeats across objects. */
+function share<S extends string | undefined>(value: S): S {
+  if (value === undefined) return value;
+  const known = shared.get(value);
+  if (known !== undefined) return known as S;
+  if (shared.size >= sharedLimit) shared.clear();
+  shared.set(value, value);
+  return value;
+}
+
 /** Convert a Node; undefined if it lacks a name or uid. */
 export function slimNode(node: V1Node): NodeInfo | undefined {
   const name = node.metadata?.name;
@@ -168,11 +188,11 @@ export function slimPod(pod: V1Pod): PodInfo | undefined {
     volumes.push(slimPodVolume(v as unknown as Record<string, unknown>));
   }
   return {
-    namespace: meta.namespace,
+    namespace: share(meta.namespace),
     name: meta.name,
     uid: meta.uid,
-    nodeName: pod.spec?.nodeName ?? "",
-    phase: pod.status?.phase ?? "",
+    nodeName: share(pod.spec?.nodeName ?? ""),
+    phase: share(pod.status?.phase ?? ""),
     deletionTimestamp: meta.deletionTimestamp ? String(meta.deletionTimestamp) : undefined,
     hasOwner: (meta.ownerReferences ?? []).length > 0,
     ignoreFailOver: meta.annotations?.[ignoreFailOverAnnotation] !== undefined,
@@ -214,15 +234,17 @@ export function slimPersistentVolume(pv: V1PersistentVolume): PersistentVolumeIn
   // kind and apiVersion are both empty (older binders left them out).
   const refIsClaim = ref !== undefined && ref.name !== undefined && ref.namespace !== undefined &&
     (ref.kind === "PersistentVolumeClaim" || (!ref.kind && !ref.apiVersion));
+  const handle = pv.spec?.csi?.volumeHandle;
   return {
     name,
     uid,
-    csiDriver: pv.spec?.csi?.driver,
-    volumeHandle: pv.spec?.csi?.volumeHandle,
+    csiDriver: share(pv.spec?.csi?.driver),
+    // Usually the PV's own name (LINSTOR names the resource after the PV).
+    volumeHandle: handle === name ? name : handle,
     claimRef: refIsClaim
-      ? { namespace: ref!.namespace!, name: ref!.name!, uid: ref!.uid || undefined }
+      ? { namespace: share(ref!.namespace!), name: ref!.name!, uid: ref!.uid || undefined }
       : undefined,
-    phase: pv.status?.phase ?? "",
+    phase: share(pv.status?.phase ?? ""),
   };
 }
 
@@ -237,9 +259,9 @@ export function slimVolumeAttachment(
   return {
     name,
     uid,
-    nodeName,
+    nodeName: share(nodeName),
     persistentVolumeName: va.spec?.source?.persistentVolumeName,
-    attacher: va.spec?.attacher ?? "",
+    attacher: share(va.spec?.attacher ?? ""),
   };
 }
 

@@ -4,7 +4,7 @@
 import assert from "node:assert/strict";
 import { ApiServer, type KubeObject } from "../sim/apiserver/mod.ts";
 import { KubeClient } from "../../lib/kube/client.ts";
-import { ListWatchCache } from "../../lib/kube/cache.ts";
+import { type CacheLogger, ListWatchCache } from "../../lib/kube/cache.ts";
 import { type PodInfo, slimPod } from "../../lib/kube/objects.ts";
 import type { V1Pod } from "@kubernetes/client-node";
 import { deadline, waitFor } from "../helpers.ts";
@@ -28,9 +28,12 @@ async function setup(
     resyncIntervalMs?: number;
     backoffMaxMs?: number;
     convert?: (raw: unknown) => PodInfo | undefined;
+    pageSize?: number;
+    historyLimit?: number;
+    log?: CacheLogger;
   } = {},
 ) {
-  const server = await ApiServer.start({ tls: true });
+  const server = await ApiServer.start({ tls: true, historyLimit: opts.historyLimit });
   const client = await KubeClient.connect({
     kubeconfig: server.kubeconfigPath,
     requestTimeoutMs: 5_000,
@@ -48,7 +51,8 @@ async function setup(
     watchGraceMs: opts.watchGraceMs ?? 1_000,
     backoffInitialMs: 50,
     backoffMaxMs: opts.backoffMaxMs ?? 400,
-    log: quiet,
+    pageSize: opts.pageSize,
+    log: opts.log ?? quiet,
   });
   const names = () => cache.items().map((p) => p.name).sort();
   return {
@@ -140,6 +144,68 @@ Deno.test("cache relists after 410 Expired and misses nothing", async () => {
     await waitFor(() => t.names().join() === "during", 5_000, "relisted state");
     const lists = t.server.requests.filter((r) => r.verb === "list").length;
     assert.ok(lists > listsBefore, "a relist happened");
+    assert.equal(t.cache.synced, true);
+  } finally {
+    await t.close();
+  }
+});
+
+Deno.test("cache lists in pages of 500 (limit and continue) and keeps every page's objects", async () => {
+  const t = await setup();
+  try {
+    const objects = [];
+    for (let i = 0; i < 1_234; i++) objects.push(pod(`a-${String(i).padStart(4, "0")}`));
+    for (let i = 0; i < 300; i++) objects.push(pod(`b-${i}`, "node-b"));
+    t.server.createMany(objects);
+    t.cache.start();
+    assert.equal(await t.cache.waitSynced(deadline(10_000)), true);
+    assert.equal(t.cache.size, 1_234);
+    const lists = t.server.requests.filter((r) => r.verb === "list");
+    assert.deepEqual(lists.map((r) => r.query.limit), ["500", "500", "500"]);
+    assert.deepEqual(lists.map((r) => r.query.continue !== undefined), [false, true, true]);
+    // The watch starts at the list's resourceVersion and misses nothing after it.
+    const watch = t.server.requests.find((r) => r.verb === "watch")!;
+    assert.equal(watch.query.resourceVersion, String(t.server.store.resourceVersion));
+    t.server.create(pod("a-new"));
+    await waitFor(() => t.cache.size === 1_235, 5_000, "the new pod in the cache");
+  } finally {
+    await t.close();
+  }
+});
+
+Deno.test("cache lists again from the first page when a continue token expires (410) mid-list", async () => {
+  const infos: string[] = [];
+  const log = { info: (m: string) => void infos.push(m), warn() {}, debug() {} };
+  const t = await setup({ pageSize: 10, historyLimit: 5, log });
+  try {
+    t.server.createMany(
+      Array.from({ length: 25 }, (_, i) => pod(`a-${String(i).padStart(2, "0")}`)),
+    );
+    // Every page is answered after 300 ms; while the second one waits, more
+    // changes than the server's history keeps make the first page's snapshot
+    // unrecoverable.
+    t.server.faults.add({ verb: "list", resource: "pods", latencyMs: 300 });
+    t.cache.start();
+    await waitFor(
+      () => t.server.requests.some((r) => r.verb === "list" && r.query.continue !== undefined),
+      5_000,
+      "the second page requested",
+    );
+    for (let i = 0; i < 6; i++) t.server.create(pod(`later-${i}`));
+    await waitFor(() => t.cache.synced, 10_000, "cache synced");
+    const lists = t.server.requests.filter((r) => r.verb === "list");
+    const expired = lists.filter((r) => r.status === 410);
+    assert.equal(expired.length, 1, "one page was answered 410 Expired");
+    assert.ok(expired[0].query.continue !== undefined);
+    // Started again without a token, then paged to the end.
+    const after = lists.slice(lists.indexOf(expired[0]) + 1);
+    assert.equal(after[0].query.continue, undefined);
+    assert.equal(after.at(-1)!.status, 200);
+    assert.equal(t.cache.size, 31);
+    assert.ok(
+      infos.some((m) => /list expired \(410\) after 1 pages of 10, listing again/.test(m)),
+      infos.join("\n"),
+    );
     assert.equal(t.cache.synced, true);
   } finally {
     await t.close();
