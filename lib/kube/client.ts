@@ -1,23 +1,29 @@
 /**
  * The one HTTP path to the Kubernetes API.
  *
- * The kubeconfig is looked up as kubectl does (see {@link locateKubeConfig}):
+ * The configuration is looked up as kubectl does (see {@link locateKubeConfig}):
  * `--kubeconfig`, else `$KUBECONFIG`, else `~/.kube/config`, else the
- * in-cluster service account. `@kubernetes/client-node` parses it and
- * computes TLS material and auth headers; requests and watches go through
- * Deno's own `fetch` with a `Deno.createHttpClient` for the cluster CA.
- * client-node's own Watch is not used: under Deno its abort and dead-server
- * detection do not work (see the README), and one request path lets every
- * call be timed out and counted the same way.
+ * in-cluster service account. The in-cluster configuration (what the
+ * DaemonSet always uses) is read here, as client-go's `InClusterConfig` does:
+ * the token and CA files and KUBERNETES_SERVICE_HOST / _PORT, the token
+ * re-read every minute because the kubelet rotates it on disk.
+ * `@kubernetes/client-node` is loaded only for kubeconfig files (with their
+ * exec and OIDC auth plugins), by a dynamic import: importing it costs about
+ * 70 MiB of resident memory, most of the agent's footprint. Requests and
+ * watches go through Deno's own `fetch` with a `Deno.createHttpClient` for
+ * the cluster CA. client-node's own Watch is not used: under Deno its abort
+ * and dead-server detection do not work (see the README), and one request
+ * path lets every call be timed out and counted the same way.
  *
  * @module
  */
 
-import { KubeConfig } from "@kubernetes/client-node";
+import type { KubeConfig } from "@kubernetes/client-node";
 import type https from "node:https";
 import { delimiter, dirname } from "node:path";
 import { errorMessage } from "../errors.ts";
 import { type Clock, systemClock } from "../clock.ts";
+import { type Log, logger } from "../log.ts";
 
 // Kept here too while callers still import it from the Kubernetes edge.
 export { errorMessage };
@@ -282,49 +288,150 @@ export function describeKubeConfigSource(source: KubeConfigSource): string {
   return `kubeconfig ${source.files.join(delimiter)} (${source.via})`;
 }
 
+/** Kubeconfig files, as {@link locateKubeConfig} finds them. */
+export type KubeConfigFiles = Extract<KubeConfigSource, { kind: "files" }>;
+
 /**
- * Read and parse the configuration `source` names; several files are merged
- * as kubectl does (the first file to set a name or the current context wins).
+ * Read and parse the kubeconfig files `source` names; several files are
+ * merged as kubectl does (the first file to set a name or the current
+ * context wins). Loads `@kubernetes/client-node` on first use.
  *
  * @throws {KubeConfigError} when a file is missing, unreadable, empty or not a kubeconfig.
  */
-export function loadKubeConfig(source: KubeConfigSource): KubeConfig {
-  if (source.kind === "in-cluster") {
+export async function loadKubeConfig(source: KubeConfigFiles): Promise<KubeConfig> {
+  // Read first: a missing file is reported without loading the library.
+  const texts = source.files.map((file) => [file, readKubeConfigText(file, source.via)]);
+  // A string literal, so that `deno compile` and `deno bundle` embed the package.
+  const { KubeConfig } = await import("@kubernetes/client-node");
+  const [first, ...rest] = texts.map(([file, text]) => {
     const kc = new KubeConfig();
     try {
-      kc.loadFromCluster();
+      kc.loadFromString(text);
+      kc.makePathsAbsolute(dirname(file));
     } catch (err) {
-      throw new KubeConfigError(`cannot load the in-cluster service account: ${firstLine(err)}`);
+      throw new KubeConfigError(
+        `kubeconfig ${file} (${source.via}) is not a valid kubeconfig: ${firstLine(err)}`,
+      );
     }
     return kc;
-  }
-  const [first, ...rest] = source.files.map((file) => readKubeConfigFile(file, source.via));
+  });
   for (const later of rest) mergeKubeConfig(first, later);
   return first;
 }
 
-function readKubeConfigFile(path: string, via: string): KubeConfig {
+function readKubeConfigText(path: string, via: string): string {
   let text: string;
   try {
     text = Deno.readTextFileSync(path);
   } catch (err) {
     if (err instanceof Deno.errors.NotFound) throw notFound(path, via);
     if (err instanceof Deno.errors.NotCapable) throw readDenied(path, via);
-    // Deno ends the message with the operation and the path, which is already named.
-    const reason = firstLine(err).replace(/: \w+ '[^']*'$/, "");
-    throw new KubeConfigError(`cannot read kubeconfig ${path} (${via}): ${reason}`);
+    throw new KubeConfigError(`cannot read kubeconfig ${path} (${via}): ${readReason(err)}`);
   }
   if (text.trim() === "") throw new KubeConfigError(`kubeconfig ${path} (${via}) is empty`);
-  const kc = new KubeConfig();
-  try {
-    kc.loadFromString(text);
-    kc.makePathsAbsolute(dirname(path));
-  } catch (err) {
+  return text;
+}
+
+/** A file error's reason: Deno ends the message with the operation and the path, named already. */
+function readReason(err: unknown): string {
+  return firstLine(err).replace(/: \w+ '[^']*'$/, "");
+}
+
+/** The in-cluster configuration, as client-go's `InClusterConfig` reads it. */
+export interface InClusterConfig {
+  /** `https://HOST:PORT` from KUBERNETES_SERVICE_HOST/PORT; an IPv6 host in brackets. */
+  server: string;
+  /** The cluster CA (PEM) from `ca.crt`. */
+  caPem: string;
+  /** Path of `ca.crt`, for messages. */
+  caPath: string;
+  /** Path of the token file, re-read as the kubelet rotates it. */
+  tokenPath: string;
+  /** The token as read now. */
+  token: string;
+}
+
+/** Where the in-cluster configuration is read from: the fixed paths and this process, by default. */
+export interface InClusterSource {
+  /** The service-account directory (default {@linkcode serviceAccountDir}). */
+  dir?: string;
+  /** Environment lookup (default this process's, asked without prompting). */
+  env?: (name: string) => EnvLookup;
+}
+
+const inClusterWhat = "cannot load the in-cluster service account";
+
+/**
+ * Read the in-cluster configuration: the token and `ca.crt` of the
+ * service-account directory, and the API server at
+ * `https://KUBERNETES_SERVICE_HOST:KUBERNETES_SERVICE_PORT` (an IPv6 host in
+ * brackets, as Go's `net.JoinHostPort` writes it).
+ *
+ * @throws {KubeConfigError} (one line) when a variable is unset, hidden or
+ *   not usable, or the token or CA is missing, unreadable or empty.
+ */
+export function loadInClusterConfig(source: InClusterSource = {}): InClusterConfig {
+  const dir = (source.dir ?? serviceAccountDir).replace(/\/+$/, "");
+  const env = source.env ?? lookupEnv;
+  const value = (name: string): string => {
+    const found = env(name);
+    if (found.hidden) {
+      throw new KubeConfigError(
+        `${inClusterWhat}: ${name} is not visible (needs --allow-env=${inClusterEnv.join(",")})`,
+      );
+    }
+    const text = found.value?.trim() ?? "";
+    if (text === "") throw new KubeConfigError(`${inClusterWhat}: ${name} is not set`);
+    return text;
+  };
+  const host = value("KUBERNETES_SERVICE_HOST");
+  const port = value("KUBERNETES_SERVICE_PORT");
+  if (!/^\d+$/.test(port) || Number(port) < 1 || Number(port) > 65535) {
     throw new KubeConfigError(
-      `kubeconfig ${path} (${via}) is not a valid kubeconfig: ${firstLine(err)}`,
+      `${inClusterWhat}: KUBERNETES_SERVICE_PORT ${JSON.stringify(port)} is not a port number`,
     );
   }
-  return kc;
+  const bare = host.replace(/^\[(.*)\]$/, "$1");
+  const server = `https://${bare.includes(":") ? `[${bare}]` : bare}:${port}`;
+  try {
+    new URL(server);
+  } catch {
+    throw new KubeConfigError(
+      `${inClusterWhat}: KUBERNETES_SERVICE_HOST ${
+        JSON.stringify(host)
+      } is not a host name or address`,
+    );
+  }
+  const tokenPath = `${dir}/token`;
+  const token = readServiceAccountFile(tokenPath, "token");
+  const caPath = `${dir}/ca.crt`;
+  const caPem = readServiceAccountFile(caPath, "CA certificate");
+  return { server, caPem, caPath, tokenPath, token };
+}
+
+/** A service-account file's content, trimmed; a clear one-line error when it cannot be had. */
+function readServiceAccountFile(path: string, what: string): string {
+  let text: string;
+  try {
+    text = Deno.readTextFileSync(path);
+  } catch (err) {
+    if (err instanceof Deno.errors.NotFound) {
+      throw new KubeConfigError(`${inClusterWhat}: no ${what} (${path} does not exist)`);
+    }
+    if (err instanceof Deno.errors.NotCapable) {
+      throw new KubeConfigError(
+        `${inClusterWhat}: its ${what} ${path} may not be read (needs --allow-read=${
+          path.slice(0, path.lastIndexOf("/"))
+        })`,
+      );
+    }
+    throw new KubeConfigError(
+      `${inClusterWhat}: cannot read its ${what} ${path}: ${readReason(err)}`,
+    );
+  }
+  const trimmed = text.trim();
+  if (trimmed === "") throw new KubeConfigError(`${inClusterWhat}: its ${what} ${path} is empty`);
+  return trimmed;
 }
 
 function mergeKubeConfig(into: KubeConfig, later: KubeConfig): void {
@@ -377,9 +484,35 @@ export interface ClientOptions {
   fetch?: typeof fetch;
   /** Request timeouts and the token re-read interval run on this clock (default the system's). */
   clock?: Clock;
+  /**
+   * Use the in-cluster configuration read from here instead of looking the
+   * configuration up (tests point it at a temporary directory and their own
+   * environment; production always looks up, and reads the fixed paths).
+   */
+  serviceAccount?: InClusterSource;
+  /** Where a failed token re-read is logged (default the `kube` logger). */
+  log?: Log;
 }
 
+/**
+ * How often the auth headers are computed again: the service-account token
+ * is re-read from disk (the kubelet rotates it; client-go re-reads it every
+ * minute too), and a kubeconfig's auth is asked again (client-node caches an
+ * exec plugin's credential until it expires).
+ */
 const authRefreshMs = 60_000;
+
+/** Computes a request's auth headers again. */
+type AuthRefresh = () => Promise<Record<string, string>>;
+
+/** Everything a client needs of its configuration. */
+interface Prepared {
+  server: string;
+  http: Deno.HttpClient | undefined;
+  refresh: AuthRefresh;
+  /** The headers as of now, when already known (the token just read). */
+  headers?: Record<string, string>;
+}
 
 /** A connection to one Kubernetes API server. */
 export class KubeClient {
@@ -387,7 +520,7 @@ export class KubeClient {
   readonly server: string;
   /** Where the configuration came from, e.g. `kubeconfig /root/.kube/config (~/.kube/config)`. */
   readonly source: string;
-  readonly #kc: KubeConfig;
+  readonly #refresh: AuthRefresh;
   readonly #http: Deno.HttpClient | undefined;
   readonly #requestTimeoutMs: number;
   readonly #observe: RequestObserver;
@@ -396,22 +529,21 @@ export class KubeClient {
   readonly clock: Clock;
   #headers: Record<string, string> = {};
   #headersAt = -Infinity;
+  #refreshing: Promise<Record<string, string>> | undefined;
 
-  private constructor(
-    kc: KubeConfig,
-    server: string,
-    http: Deno.HttpClient | undefined,
-    source: string,
-    options: ClientOptions,
-  ) {
-    this.#kc = kc;
-    this.server = server;
+  private constructor(prepared: Prepared, source: string, options: ClientOptions) {
+    this.server = prepared.server;
     this.source = source;
-    this.#http = http;
+    this.#refresh = prepared.refresh;
+    this.#http = prepared.http;
     this.#requestTimeoutMs = options.requestTimeoutMs;
     this.#observe = options.observe ?? (() => {});
     this.#fetch = options.fetch ?? fetch;
     this.clock = options.clock ?? systemClock;
+    if (prepared.headers !== undefined) {
+      this.#headers = prepared.headers;
+      this.#headersAt = this.clock.monotonic();
+    }
   }
 
   /**
@@ -423,60 +555,27 @@ export class KubeClient {
    *   used; the message is one line that says what to fix.
    */
   static async connect(options: ClientOptions): Promise<KubeClient> {
-    const source = locateKubeConfig(options.kubeconfig);
+    const source: KubeConfigSource = options.serviceAccount !== undefined
+      ? { kind: "in-cluster" }
+      : locateKubeConfig(options.kubeconfig);
     const what = describeKubeConfigSource(source);
-    const kc = loadKubeConfig(source);
-    const cluster = kc.getCurrentCluster();
-    if (!cluster?.server) {
-      throw new KubeConfigError(`${what} has no current context with a cluster server address`);
-    }
-    const server = cluster.server.replace(/\/+$/, "");
-    let url: URL;
-    try {
-      url = new URL(server);
-    } catch {
-      throw new KubeConfigError(`${what} has an invalid server address "${cluster.server}"`);
-    }
-    // Asked before the first request: a denied fetch would only surface as
-    // "fetch failed" on every retry (and may prompt on a terminal).
-    const hostPort = `${url.hostname}:${url.port || (url.protocol === "http:" ? "80" : "443")}`;
-    if (Deno.permissions.querySync({ name: "net", host: hostPort }).state !== "granted") {
-      throw new KubeConfigError(
-        `the Deno permissions do not allow connecting to the API server ${hostPort} of ${what}; ` +
-          (source.kind === "in-cluster"
-            ? `add --allow-net=${hostPort}`
-            : `${localTaskHint}, or add --allow-net=${hostPort}`),
-      );
-    }
-    if (url.protocol === "https:" && cluster.skipTLSVerify) {
-      throw new KubeConfigError(
-        `${what} sets insecure-skip-tls-verify, which is not supported for https servers: ` +
-          "give the cluster CA instead",
-      );
-    }
-    try {
-      const tls: https.RequestOptions = {};
-      await kc.applyToHTTPSOptions(tls);
-      let http: Deno.HttpClient | undefined;
-      if (url.protocol === "https:") {
-        const caCerts = tls.ca ? [pem(tls.ca)] : undefined;
-        const cert = tls.cert ? pem(tls.cert) : undefined;
-        const key = tls.key ? pem(tls.key) : undefined;
-        http = cert && key
-          ? Deno.createHttpClient({ caCerts, cert, key })
-          : Deno.createHttpClient({ caCerts });
+    const prepared = source.kind === "in-cluster"
+      ? prepareInCluster(
+        loadInClusterConfig(options.serviceAccount),
+        options.log ?? logger("kube"),
+      )
+      : await prepareKubeConfig(await loadKubeConfig(source), what);
+    const client = new KubeClient(prepared, what, options);
+    if (prepared.headers === undefined) {
+      try {
+        await client.#authHeaders();
+      } catch (err) {
+        client.close();
+        // A token file the kubeconfig names, an exec plugin that fails.
+        throw new KubeConfigError(`cannot use ${what}: ${firstLine(err)}${localHint(err)}`);
       }
-      const client = new KubeClient(kc, server, http, what, options);
-      await client.#authHeaders();
-      return client;
-    } catch (err) {
-      // A CA, client certificate or token file the kubeconfig names, an exec
-      // plugin that fails, a certificate Deno cannot use.
-      const hint = err instanceof Deno.errors.NotCapable && source.kind !== "in-cluster"
-        ? `; ${localTaskHint}`
-        : "";
-      throw new KubeConfigError(`cannot use ${what}: ${firstLine(err)}${hint}`);
     }
+    return client;
   }
 
   /** Release the HTTP client. */
@@ -484,19 +583,15 @@ export class KubeClient {
     this.#http?.close();
   }
 
-  async #authHeaders(): Promise<Record<string, string>> {
-    // Service-account tokens are rotated on disk; re-read them regularly.
+  #authHeaders(): Promise<Record<string, string>> | Record<string, string> {
     if (this.clock.monotonic() - this.#headersAt < authRefreshMs) return this.#headers;
-    const opts: https.RequestOptions = {};
-    await this.#kc.applyToHTTPSOptions(opts);
-    const headers: Record<string, string> = {};
-    for (const [k, v] of Object.entries(opts.headers ?? {})) {
-      if (typeof v === "string" || typeof v === "number") headers[k] = String(v);
-    }
-    if (opts.auth) headers.Authorization = `Basic ${btoa(opts.auth)}`;
-    this.#headers = headers;
-    this.#headersAt = this.clock.monotonic();
-    return headers;
+    // One refresh for all the requests that find the headers due.
+    this.#refreshing ??= this.#refresh().then((headers) => {
+      this.#headers = headers;
+      this.#headersAt = this.clock.monotonic();
+      return headers;
+    }).finally(() => this.#refreshing = undefined);
+    return this.#refreshing;
   }
 
   /** Build the URL of `path` with `query`. */
@@ -636,6 +731,121 @@ export class KubeClient {
         ? status.details as Record<string, unknown>
         : undefined,
     });
+  }
+}
+
+/** The hint for a file a kubeconfig names that the permissions hide. */
+function localHint(err: unknown): string {
+  return err instanceof Deno.errors.NotCapable ? `; ${localTaskHint}` : "";
+}
+
+/**
+ * The in-cluster client: the CA for TLS, the token as a bearer token, and a
+ * refresh that re-reads the token file and keeps the previous token when
+ * that fails (the kubelet writes the new file before the old token expires).
+ */
+function prepareInCluster(config: InClusterConfig, log: Log): Prepared {
+  const what = describeKubeConfigSource({ kind: "in-cluster" });
+  checkNetPermission(new URL(config.server), `add --allow-net=`, what);
+  let http: Deno.HttpClient;
+  try {
+    // Deno takes a CA without a certificate block silently and then fails every request.
+    if (!/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/.test(config.caPem)) {
+      throw new Error("no PEM certificate in it");
+    }
+    http = Deno.createHttpClient({ caCerts: [config.caPem] });
+  } catch (err) {
+    throw new KubeConfigError(
+      `cannot use ${what}: its CA certificate ${config.caPath} is not usable: ${firstLine(err)}`,
+    );
+  }
+  let token = config.token;
+  const bearer = () => ({ Authorization: `Bearer ${token}` });
+  return {
+    server: config.server,
+    http,
+    headers: bearer(),
+    refresh: async () => {
+      try {
+        const text = (await Deno.readTextFile(config.tokenPath)).trim();
+        if (text === "") throw new Error("the file is empty");
+        if (text !== token) log.debug("service-account token re-read: a new token");
+        token = text;
+      } catch (err) {
+        log.warn(
+          `cannot re-read the service-account token ${config.tokenPath}, ` +
+            `keeping the previous one: ${readReason(err)}`,
+        );
+      }
+      return bearer();
+    },
+  };
+}
+
+/** A kubeconfig's client: client-node computes the TLS material and the auth headers. */
+async function prepareKubeConfig(kc: KubeConfig, what: string): Promise<Prepared> {
+  const cluster = kc.getCurrentCluster();
+  if (!cluster?.server) {
+    throw new KubeConfigError(`${what} has no current context with a cluster server address`);
+  }
+  const server = cluster.server.replace(/\/+$/, "");
+  let url: URL;
+  try {
+    url = new URL(server);
+  } catch {
+    throw new KubeConfigError(`${what} has an invalid server address "${cluster.server}"`);
+  }
+  checkNetPermission(url, `${localTaskHint}, or add --allow-net=`, what);
+  if (url.protocol === "https:" && cluster.skipTLSVerify) {
+    throw new KubeConfigError(
+      `${what} sets insecure-skip-tls-verify, which is not supported for https servers: ` +
+        "give the cluster CA instead",
+    );
+  }
+  let http: Deno.HttpClient | undefined;
+  try {
+    const tls: https.RequestOptions = {};
+    await kc.applyToHTTPSOptions(tls);
+    if (url.protocol === "https:") {
+      const caCerts = tls.ca ? [pem(tls.ca)] : undefined;
+      const cert = tls.cert ? pem(tls.cert) : undefined;
+      const key = tls.key ? pem(tls.key) : undefined;
+      http = cert && key
+        ? Deno.createHttpClient({ caCerts, cert, key })
+        : Deno.createHttpClient({ caCerts });
+    }
+  } catch (err) {
+    // A CA or client certificate file the kubeconfig names, an exec plugin
+    // that fails, a certificate Deno cannot use.
+    throw new KubeConfigError(`cannot use ${what}: ${firstLine(err)}${localHint(err)}`);
+  }
+  return {
+    server,
+    http,
+    refresh: async () => {
+      const opts: https.RequestOptions = {};
+      await kc.applyToHTTPSOptions(opts);
+      const headers: Record<string, string> = {};
+      for (const [k, v] of Object.entries(opts.headers ?? {})) {
+        if (typeof v === "string" || typeof v === "number") headers[k] = String(v);
+      }
+      if (opts.auth) headers.Authorization = `Basic ${btoa(opts.auth)}`;
+      return headers;
+    },
+  };
+}
+
+/**
+ * Asked before the first request: a denied fetch would only surface as
+ * "fetch failed" on every retry (and may prompt on a terminal).
+ */
+function checkNetPermission(url: URL, fix: string, what: string): void {
+  const hostPort = `${url.hostname}:${url.port || (url.protocol === "http:" ? "80" : "443")}`;
+  if (Deno.permissions.querySync({ name: "net", host: hostPort }).state !== "granted") {
+    throw new KubeConfigError(
+      `the Deno permissions do not allow connecting to the API server ${hostPort} of ${what}; ` +
+        `${fix}${hostPort}`,
+    );
   }
 }
 

@@ -47,6 +47,14 @@ function assertLookupFails(run: () => unknown, message: string): void {
   });
 }
 
+async function assertLoadFails(run: () => Promise<unknown>, message: string): Promise<void> {
+  await assert.rejects(run, (err: unknown) => {
+    assert.ok(err instanceof KubeConfigError, String(err));
+    assert.equal(err.message, message);
+    return true;
+  });
+}
+
 Deno.test("the lookup follows kubectl: --kubeconfig, $KUBECONFIG, ~/.kube/config, in-cluster", () => {
   const everything = fakeHost(
     { KUBECONFIG: "/env/config", HOME: "/home/me", ...inCluster },
@@ -226,7 +234,7 @@ Deno.test("several $KUBECONFIG files merge as kubectl merges them: the first to 
     await Deno.writeTextFile(`${dir}/a`, kubeconfig("a", "https://a.example:6443", undefined));
     await Deno.writeTextFile(`${dir}/b`, kubeconfig("b", "https://b.example:6443", "b"));
     await Deno.writeTextFile(`${dir}/c`, kubeconfig("b", "https://c.example:6443", "a"));
-    const kc = loadKubeConfig({
+    const kc = await loadKubeConfig({
       kind: "files",
       files: [`${dir}/a`, `${dir}/b`, `${dir}/c`],
       via: "$KUBECONFIG",
@@ -258,7 +266,7 @@ Deno.test("a kubeconfig that is empty, a directory or not YAML is one line namin
       [`${dir}/gone`, `kubeconfig ${dir}/gone ($KUBECONFIG) does not exist`],
     ];
     for (const [file, message] of cases) {
-      assertLookupFails(
+      await assertLoadFails(
         () => loadKubeConfig({ kind: "files", files: [file], via: "$KUBECONFIG" }),
         message,
       );
