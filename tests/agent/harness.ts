@@ -194,6 +194,113 @@ export function startAgent(
   });
 }
 
+const serviceAccountMount = "/run/secrets/kubernetes.io/serviceaccount";
+
+/**
+ * Why the agent cannot be run in-cluster here ({@linkcode startInClusterAgent}),
+ * or null when it can.
+ */
+export function inClusterUnavailable(): string | null {
+  if (Deno.build.os !== "linux") return `needs Linux, this is ${Deno.build.os}`;
+  if (Deno.uid() !== 0) return "a private mount namespace for the service account needs root";
+  const probe = new Deno.Command("unshare", {
+    args: ["--mount", "--propagation", "private", "--", "/bin/true"],
+    stdout: "null",
+    stderr: "piped",
+  }).outputSync();
+  if (!probe.success) {
+    return `unshare --mount is not permitted: ${new TextDecoder().decode(probe.stderr).trim()}`;
+  }
+  return null;
+}
+
+/**
+ * The shell that runs `"$@"` in the private mount namespace with `$1` (the
+ * service-account directory) mounted where the kubelet puts it. `$2` is an
+ * empty directory that keeps the host's /run reachable.
+ */
+const namespaceScript = [
+  "set -e",
+  'sa="$1"; hostrun="$2"; shift 2',
+  'mount --rbind /run "$hostrun"',
+  "mount -t tmpfs -o mode=0755 tmpfs /run",
+  'for entry in "$hostrun"/* "$hostrun"/.[!.]*; do',
+  '  [ -e "$entry" ] || [ -L "$entry" ] || continue',
+  '  [ "${entry##*/}" = secrets ] && continue',
+  '  ln -s "$entry" "/run/${entry##*/}"',
+  "done",
+  `mkdir -p ${serviceAccountMount}`,
+  `mount --bind "$sa" ${serviceAccountMount}`,
+  `mount -o remount,bind,ro ${serviceAccountMount}`,
+  'exec "$@"',
+].join("\n");
+
+/**
+ * Start the agent on node-a with the in-cluster configuration, as the
+ * DaemonSet runs it: the production permission flags (only `--allow-net`
+ * narrowed to this server and the health port), no kubeconfig, the
+ * service-account token (the account of deploy/) and CA read-only at
+ * /var/run/secrets/kubernetes.io/serviceaccount, and the address in
+ * KUBERNETES_SERVICE_HOST/PORT. The service-account directory is visible to
+ * the agent alone: it runs in a private mount namespace (which needs root,
+ * see {@linkcode inClusterUnavailable}) where /run (/var/run links to it) is
+ * a fresh tmpfs holding the account's directory, a read-only bind mount as
+ * the kubelet mounts its projected volume, and a symlink to every other
+ * entry of the host's /run. Stopping or killing the agent removes the
+ * directory.
+ */
+export async function startInClusterAgent(
+  server: ApiServer,
+  drbd: FakeDrbd,
+  args: string[],
+): Promise<AgentProcess> {
+  const work = await Deno.makeTempDir({ prefix: "ha-in-cluster-" });
+  const sa = `${work}/serviceaccount`;
+  await Deno.mkdir(sa);
+  await Deno.mkdir(`${work}/hostrun`);
+  await Deno.writeTextFile(`${sa}/token`, server.serviceAccountToken("ha", "ha-controller"));
+  await Deno.writeTextFile(`${sa}/ca.crt`, server.caPem!);
+  await Deno.writeTextFile(`${sa}/namespace`, "ha");
+  const api = new URL(server.url);
+  const agent = await spawnAgent({
+    node: "node-a",
+    apiUrl: server.url,
+    kubeconfig: undefined,
+    env: {
+      ...drbd.env,
+      KUBERNETES_SERVICE_HOST: api.hostname,
+      KUBERNETES_SERVICE_PORT: api.port,
+    },
+    args,
+    wrapper: [
+      "unshare",
+      "--mount",
+      "--propagation",
+      "private",
+      "--",
+      "/bin/sh",
+      "-c",
+      namespaceScript,
+      "sh",
+      sa,
+      `${work}/hostrun`,
+    ],
+  });
+  const removeWork = () => Deno.remove(work, { recursive: true }).catch(() => {});
+  return {
+    ...agent,
+    stop: async () => {
+      const code = await agent.stop();
+      await removeWork();
+      return code;
+    },
+    kill: async () => {
+      await agent.kill();
+      await removeWork();
+    },
+  };
+}
+
 /** Read one metric value (first series matching `prefix`), or undefined. */
 export async function metricValue(
   agent: AgentProcess,

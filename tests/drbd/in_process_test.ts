@@ -214,3 +214,46 @@ Deno.test("in process: a hanging drbdsetup answers nothing until the caller's ti
     await fake.cleanup();
   }
 });
+
+Deno.test("silent events2 streams print the dump and then nothing, in process as from the script", async () => {
+  await withPair("current", async (fakes) => {
+    await setBoth(fakes, [resourceOnNodeA()]);
+    for (const fake of [fakes.script, fakes.memory]) await fake.setStreamsSilent(true);
+    const streams = [fakes.script, fakes.memory].map((fake) => {
+      const process = spawnDrbdsetup(
+        ["events2"],
+        fake.dir === "" ? { spawn: fake.spawn } : { env: fake.env },
+      );
+      const lines: string[] = [];
+      const reading = (async () => {
+        for await (const batch of process.batches) lines.push(...batch);
+      })();
+      return { fake, process, lines, reading };
+    });
+    const [script, memory] = streams;
+    await waitFor(
+      () => script.lines.includes("exists -") && memory.lines.includes("exists -"),
+      10_000,
+      "dumps",
+    );
+    const dump = [...script.lines];
+    await setBoth(fakes, [resourceAfterNodeBCrash()]);
+    // The script's tail would have printed the change within 50 ms.
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    assert.deepEqual(script.lines, dump, "the script's stream stays silent");
+    assert.deepEqual(memory.lines, dump, "the in-process stream stays silent");
+    assert.equal((await fakes.script.streamPids()).length, 1, "the script's stream still runs");
+    assert.equal((await fakes.memory.streamPids()).length, 1, "the in-process stream still runs");
+    // The change is there for a poll, the same from both.
+    await assertSameAnswers(fakes, readCommands, "silent streams, a peer lost");
+    const now = await run(fakes.script, ["events2", "--now"]);
+    assert.match(now.stdout, /connection:Connecting/);
+    // Streams started after the mode is cleared follow the changes again.
+    for (const fake of [fakes.script, fakes.memory]) await fake.setStreamsSilent(false);
+    await script.process.stop();
+    await memory.process.stop();
+    await script.reading;
+    await memory.reading;
+    assert.deepEqual(await fakes.memory.streamPids(), []);
+  });
+});

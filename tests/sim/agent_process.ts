@@ -33,6 +33,17 @@ export async function testFlags(apiHostPort: string, healthHostPort: string, kub
   });
 }
 
+/**
+ * The production flags for the in-cluster configuration: only `--allow-net`
+ * is narrowed to this test's API server and health port; the read access
+ * stays the service-account directory, as in the DaemonSet.
+ */
+export async function inClusterFlags(apiHostPort: string, healthHostPort: string) {
+  return (await productionFlags()).map((flag) =>
+    flag.startsWith("--allow-net=") ? `--allow-net=${apiHostPort},${healthHostPort}` : flag
+  );
+}
+
 /** A free TCP port on 127.0.0.1. */
 export function freePort(): number {
   const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
@@ -80,12 +91,21 @@ export interface SpawnAgentOptions {
   node: string;
   /** API server URL (its host:port is the only address the agent may reach). */
   apiUrl: string;
-  /** Kubeconfig the agent reads (the only file it may read). */
-  kubeconfig: string;
+  /**
+   * Kubeconfig the agent reads (the only file it may read); undefined: the
+   * in-cluster configuration with {@linkcode inClusterFlags}, where `env` and
+   * `wrapper` must provide the service account and its address.
+   */
+  kubeconfig: string | undefined;
   /** Environment: PATH with that node's drbdsetup first, and the fake's state dir. */
   env: Record<string, string>;
   /** Further agent flags. */
   args?: string[];
+  /**
+   * A program and its arguments that run `deno` (for example `unshare ... sh -c
+   * '...; exec "$@"' sh`); it must exec, so that the child's PID is the agent's.
+   */
+  wrapper?: string[];
 }
 
 /**
@@ -96,20 +116,21 @@ export interface SpawnAgentOptions {
 export async function spawnAgent(options: SpawnAgentOptions): Promise<AgentProcess> {
   const api = new URL(options.apiUrl);
   const healthPort = freePort();
-  const flags = await testFlags(
-    `${api.hostname}:${api.port}`,
-    `127.0.0.1:${healthPort}`,
-    options.kubeconfig,
-  );
-  const child = new Deno.Command(Deno.execPath(), {
+  const apiHostPort = `${api.hostname}:${api.port}`;
+  const healthHostPort = `127.0.0.1:${healthPort}`;
+  const flags = options.kubeconfig === undefined
+    ? await inClusterFlags(apiHostPort, healthHostPort)
+    : await testFlags(apiHostPort, healthHostPort, options.kubeconfig);
+  const [program, ...prefix] = [...(options.wrapper ?? []), Deno.execPath()];
+  const child = new Deno.Command(program, {
     args: [
+      ...prefix,
       "run",
       ...flags,
       `${repo}main.ts`,
       "--node-name",
       options.node,
-      "--kubeconfig",
-      options.kubeconfig,
+      ...(options.kubeconfig === undefined ? [] : ["--kubeconfig", options.kubeconfig]),
       "--health-bind-address",
       `127.0.0.1:${healthPort}`,
       ...(options.args ?? []),

@@ -850,6 +850,17 @@ export class FakeDrbd {
     await this.#state.append("events.log", lines.map((l) => `${l}\n`).join(""));
   }
 
+  /**
+   * Makes the live `events2` streams started from now on print their initial
+   * dump and then nothing until killed (true), as an agent that only polls
+   * would see DRBD: changes show only in `events2 --now` and `show`. Streams
+   * already running keep the mode they started with.
+   */
+  async setStreamsSilent(silent: boolean): Promise<void> {
+    if (silent) await this.#state.write("streams-silent", "");
+    else await this.#state.remove("streams-silent");
+  }
+
   /** Makes every command behave as if the DRBD kernel module could not be loaded (§5.3). */
   async setModuleMissing(missing: boolean): Promise<void> {
     if (missing) await this.#state.write("module-missing", "");

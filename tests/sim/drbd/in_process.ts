@@ -297,8 +297,10 @@ export class InProcessDrbdsetup {
     child.print(`${this.#dump("all")}exists -\n`);
     const pid = this.#nextPid++;
     this.#streams.set(pid, child);
+    // Silent (decided at the start, as the script does): alive and quiet until killed.
+    const silent = this.#dir.files.has("streams-silent");
     const unsubscribe = this.#dir.onAppend((path, text) => {
-      if (path === "events.log") child.print(text);
+      if (path === "events.log" && !silent) child.print(text);
     });
     child.onEnd = () => {
       unsubscribe();
