@@ -20,7 +20,7 @@ import {
 } from "./kube/mod.ts";
 import { KubeConfigError } from "./kube/client.ts";
 import { type Log, logger } from "./log.ts";
-import { type Clock, systemClock } from "./clock.ts";
+import { type Clock, sleep, systemClock } from "./clock.ts";
 import type { DrbdsetupSpawner } from "./drbd/run.ts";
 import { AgentLoop, type ClusterView } from "./loop.ts";
 import { createAgentMetrics, setHeldBack, updateDrbdMetrics } from "./metrics.ts";
@@ -115,6 +115,28 @@ function healthOf(
 }
 
 const startupSyncWaitMs = 10_000;
+/** How long the start waits for DRBD's resources before it lists the volumes without them. */
+const firstSampleWaitMs = 2_000;
+
+/**
+ * Wait (up to `firstSampleWaitMs`) until DRBD was read or found not loaded,
+ * and pass the resource names of a sample that could be read to `want`.
+ */
+async function firstDrbdSample(
+  sampler: DrbdSampler,
+  clock: Clock,
+  signal: AbortSignal,
+  want: (names: string[]) => void,
+): Promise<void> {
+  const deadline = clock.monotonic() + firstSampleWaitMs;
+  for (;;) {
+    const sample = sampler.sample();
+    if (sample.availability === "ok") return want(sample.resources.map((r) => r.name));
+    if (sample.availability === "not-loaded") return;
+    if (clock.monotonic() >= deadline || signal.aborted) return;
+    await sleep(clock, 20, signal);
+  }
+}
 
 /**
  * Re-read the own Node right before destructive actions: the pause
@@ -230,7 +252,11 @@ export async function runAgent(
   });
   const loop = new AgentLoop({
     options,
-    sampleDrbd: () => sampler.sample(),
+    sampleDrbd: () => {
+      const sample = sampler.sample();
+      if (sample.availability === "ok") caches.want(sample.resources.map((r) => r.name));
+      return sample;
+    },
     readCluster: () => readCluster(caches),
     fetchPeer: (node) => fetchPeer(client, node),
     confirmPlan: () => confirmNotPaused(client, options.nodeName),
@@ -271,6 +297,9 @@ export async function runAgent(
 
   wakeTarget.loop = loop;
   sampler.start();
+  // The volume caches hold what this node's DRBD resources need: name them
+  // before the first list, so that a large cluster is not listed twice.
+  await firstDrbdSample(sampler, clock, stop.signal, (names) => caches.want(names));
   caches.start();
   try {
     // Give the caches a moment before the first decision so a normal start
@@ -313,12 +342,12 @@ export async function runStatus(options: Options, output: OutputFormat): Promise
     backoffInitialMs: 200,
   });
   try {
+    // DRBD first: the volume caches hold what its resources need.
+    const drbd = await sampleOnce({ timeoutMs: options.operationsTimeout });
+    if (drbd.availability === "ok") caches.want(drbd.resources.map((r) => r.name));
     caches.start();
     const syncTimeout = options.requestTimeout > 0 ? options.requestTimeout : 10_000;
-    const [drbd] = await Promise.all([
-      sampleOnce({ timeoutMs: options.operationsTimeout }),
-      caches.waitSynced(syncTimeout),
-    ]);
+    await caches.waitSynced(syncTimeout);
     const partial = { nodeName: options.nodeName, drbd, ...readCluster(caches) };
     const peers = new Map<string, PeerView>();
     for (const node of peersToInspect(partial, options)) {

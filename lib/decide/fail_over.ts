@@ -38,6 +38,7 @@ import {
   type Snapshot,
 } from "./types.ts";
 import {
+  attachmentsByVolume,
   claimsOf,
   knownConsumers,
   nodeOfConnection,
@@ -234,10 +235,9 @@ function judgePeer(
     p.nodeName === node.name && podUsesAnyClaim(p, claims) && !podIsTerminal(p)
   );
   const running = podsThere.filter((p) => p.phase === "Running");
-  const attachments = ctx.snapshot.volumeAttachments.filter((va) =>
-    va.attacher === linstorCsiDriver && va.nodeName === node.name &&
-    va.persistentVolumeName !== undefined && volumes.has(va.persistentVolumeName)
-  );
+  const byVolume = attachmentsByVolume(ctx.snapshot.volumeAttachments);
+  const attachments = [...volumes].flatMap((volume) => byVolume.get(volume) ?? [])
+    .filter((va) => va.attacher === linstorCsiDriver && va.nodeName === node.name);
   if (running.length === 0 && attachments.length === 0) {
     return noted(`peer ${node.name}: ${state}, volume not in use there`);
   }

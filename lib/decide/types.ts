@@ -53,13 +53,16 @@ export interface Snapshot {
   /** This node's Node object; undefined when it is not known (yet). */
   ownNode: NodeInfo | undefined;
   /** Pods bound to this node. */
-  localPods: PodInfo[];
+  localPods: readonly PodInfo[];
   /** LINSTOR satellite pods (any node). */
-  satellitePods: PodInfo[];
-  /** All PVs (only LINSTOR ones matter). */
-  persistentVolumes: PersistentVolumeInfo[];
-  /** All VolumeAttachments. */
-  volumeAttachments: VolumeAttachmentInfo[];
+  satellitePods: readonly PodInfo[];
+  /**
+   * The PVs of this node's DRBD resources in full, and every other PV Bound
+   * to a claim claim-only (`claimOnly`: no uid, no volume handle).
+   */
+  persistentVolumes: readonly PersistentVolumeInfo[];
+  /** LINSTOR VolumeAttachments of the PVs of this node's DRBD resources. */
+  volumeAttachments: readonly VolumeAttachmentInfo[];
   /** Peer nodes fetched on demand, by Kubernetes node name (see `peersToInspect`). */
   peers: Map<string, PeerView>;
   /** Every cache has listed at least once and is watching. */

@@ -11,8 +11,10 @@ import {
   drbdResourceOfVolume,
   type PersistentVolumeInfo,
   type PodInfo,
+  type VolumeAttachmentInfo,
 } from "../kube/objects.ts";
 import { linstorCsiDriver } from "../names.ts";
+import { derivedOf } from "../unchanging.ts";
 import type { Snapshot } from "./types.ts";
 
 /** One PV backed by a DRBD resource, with the claim that uses it now (if known). */
@@ -33,7 +35,7 @@ export interface ResourceView {
   /** The DRBD resource. */
   resource: DrbdResource;
   /** PVs whose volume handle names the resource (usually exactly one). */
-  bindings: VolumeBinding[];
+  bindings: readonly VolumeBinding[];
 }
 
 /**
@@ -44,8 +46,8 @@ export interface ResourceView {
  */
 export function bindingsOfResource(
   resource: string,
-  persistentVolumes: PersistentVolumeInfo[],
-): VolumeBinding[] {
+  persistentVolumes: readonly PersistentVolumeInfo[],
+): readonly VolumeBinding[] {
   return new SnapshotIndex({ persistentVolumes }).bindingsOf(resource);
 }
 
@@ -61,9 +63,10 @@ function claimId(namespace: string, name: string): string {
  * order. The snapshot must not change while the index is used.
  */
 export class SnapshotIndex {
-  readonly #persistentVolumes: PersistentVolumeInfo[];
+  readonly #persistentVolumes: readonly PersistentVolumeInfo[];
   readonly #pods: Pick<Snapshot, "localPods" | "peers"> | undefined;
   #byResource: Map<string, PersistentVolumeInfo[]> | undefined;
+  #bindings: Map<string, readonly VolumeBinding[]> | undefined;
   #boundByClaim: Map<string, PersistentVolumeInfo[]> | undefined;
   #consumersByClaim: Map<string, { at: number; pod: PodInfo }[]> | undefined;
 
@@ -78,34 +81,21 @@ export class SnapshotIndex {
   }
 
   /** See {@linkcode bindingsOfResource}. */
-  bindingsOf(resource: string): VolumeBinding[] {
-    if (this.#byResource === undefined) {
-      this.#byResource = new Map();
-      for (const pv of this.#persistentVolumes) {
-        const name = drbdResourceOfVolume(pv);
-        if (name === undefined) continue;
-        const list = this.#byResource.get(name);
-        if (list) list.push(pv);
-        else this.#byResource.set(name, [pv]);
-      }
-    }
-    return [...(this.#byResource.get(resource) ?? [])]
+  bindingsOf(resource: string): readonly VolumeBinding[] {
+    this.#bindings ??= bindingsMemo(this.#persistentVolumes);
+    const known = this.#bindings.get(resource);
+    if (known !== undefined) return known;
+    this.#byResource ??= pvMaps(this.#persistentVolumes).byResource;
+    const bindings = [...(this.#byResource.get(resource) ?? [])]
       .sort((a, b) => a.name < b.name ? -1 : a.name > b.name ? 1 : 0)
       .map((pv) => this.#bindingOf(pv));
+    this.#bindings.set(resource, bindings);
+    return bindings;
   }
 
   /** Bound PVs whose claimRef names `claim` (by namespace and name), in snapshot order. */
   boundTo(claim: { namespace: string; name: string }): PersistentVolumeInfo[] {
-    if (this.#boundByClaim === undefined) {
-      this.#boundByClaim = new Map();
-      for (const pv of this.#persistentVolumes) {
-        if (pv.phase !== "Bound" || pv.claimRef === undefined) continue;
-        const key = claimId(pv.claimRef.namespace, pv.claimRef.name);
-        const list = this.#boundByClaim.get(key);
-        if (list) list.push(pv);
-        else this.#boundByClaim.set(key, [pv]);
-      }
-    }
+    this.#boundByClaim ??= pvMaps(this.#persistentVolumes).boundByClaim;
     return this.#boundByClaim.get(claimId(claim.namespace, claim.name)) ?? [];
   }
 
@@ -124,10 +114,12 @@ export class SnapshotIndex {
         }
       });
     }
-    const found = claims.flatMap((c) =>
-      this.#consumersByClaim!.get(claimId(c.namespace, c.name)) ?? []
-    );
-    if (claims.length > 1) found.sort((a, b) => a.at - b.at);
+    const byClaim = this.#consumersByClaim;
+    const found = claims.length === 1
+      ? byClaim.get(claimId(claims[0].namespace, claims[0].name)) ?? []
+      : claims.flatMap((c) => byClaim.get(claimId(c.namespace, c.name)) ?? [])
+        .sort((a, b) => a.at - b.at);
+    if (found.length <= 1) return found.map(({ pod }) => pod);
     const byUid = new Map<string, PodInfo>();
     for (const { pod } of found) if (!byUid.has(pod.uid)) byUid.set(pod.uid, pod);
     return [...byUid.values()];
@@ -141,7 +133,8 @@ export class SnapshotIndex {
       const phase = pv.phase === "" ? "of unknown phase" : pv.phase;
       return { ...unbound, claimIgnored: `is ${phase}, not Bound to claim ${claim}` };
     }
-    const others = this.boundTo(pv.claimRef).filter((other) => other.uid !== pv.uid);
+    // By name: a claim-only PV (objects.ts) carries no uid; names are unique.
+    const others = this.boundTo(pv.claimRef).filter((other) => other.name !== pv.name);
     if (others.length > 0) {
       const names = others.map((other) => other.name).join(", ");
       return {
@@ -151,6 +144,56 @@ export class SnapshotIndex {
     }
     return { persistentVolume: pv, claim: pv.claimRef, claimIgnored: undefined };
   }
+}
+
+/** PVs by DRBD resource and Bound PVs by claim (`claimId`), each list in array order. */
+interface PvMaps {
+  byResource: Map<string, PersistentVolumeInfo[]>;
+  boundByClaim: Map<string, PersistentVolumeInfo[]>;
+}
+
+/**
+ * The maps of a PV array, built once per array: the caches hand out the same
+ * array until a PV changes, so a cluster of 10,000 PVs is not indexed again
+ * every decision cycle.
+ */
+const pvMaps = derivedOf((persistentVolumes: readonly PersistentVolumeInfo[]): PvMaps => {
+  const maps: PvMaps = { byResource: new Map(), boundByClaim: new Map() };
+  for (const pv of persistentVolumes) {
+    const name = drbdResourceOfVolume(pv);
+    if (name !== undefined) append(maps.byResource, name, pv);
+    if (pv.phase === "Bound" && pv.claimRef !== undefined) {
+      append(maps.boundByClaim, claimId(pv.claimRef.namespace, pv.claimRef.name), pv);
+    }
+  }
+  return maps;
+});
+
+/** `bindingsOf` answers, by DRBD resource, filled as asked (see `pvMaps`). */
+const bindingsMemo = derivedOf((_: readonly PersistentVolumeInfo[]) =>
+  new Map<string, readonly VolumeBinding[]>()
+);
+
+/** VolumeAttachments by PV name, in array order (see `pvMaps`); none without a PV name. */
+export const attachmentsByVolume = derivedOf((attachments: readonly VolumeAttachmentInfo[]) => {
+  const byVolume = new Map<string, VolumeAttachmentInfo[]>();
+  for (const va of attachments) {
+    if (va.persistentVolumeName !== undefined) append(byVolume, va.persistentVolumeName, va);
+  }
+  return byVolume;
+});
+
+/** Satellite pods by name, in array order (see `pvMaps`). */
+const satellitesByName = derivedOf((satellitePods: readonly PodInfo[]) => {
+  const byName = new Map<string, PodInfo[]>();
+  for (const pod of satellitePods) append(byName, pod.name, pod);
+  return byName;
+});
+
+function append<V>(map: Map<string, V[]>, key: string, value: V): void {
+  const list = map.get(key);
+  if (list) list.push(value);
+  else map.set(key, [value]);
 }
 
 /** Local pods, then the pods of every peer that was read successfully. */
@@ -215,7 +258,7 @@ export function podIsTerminal(pod: PodInfo): boolean {
  */
 export function unsafeVolumes(
   pod: PodInfo,
-  persistentVolumes: PersistentVolumeInfo[],
+  persistentVolumes: readonly PersistentVolumeInfo[],
   index: SnapshotIndex = new SnapshotIndex({ persistentVolumes }),
 ): string[] {
   const unsafe: string[] = [];
@@ -248,8 +291,11 @@ export type ConnectionNode =
  * namespaces) make the node unknown; `candidates` lists their nodes (the
  * name itself for an unscheduled one), sorted, without duplicates.
  */
-export function nodeOfConnection(connectionName: string, satellitePods: PodInfo[]): ConnectionNode {
-  const named = satellitePods.filter((p) => p.name === connectionName);
+export function nodeOfConnection(
+  connectionName: string,
+  satellitePods: readonly PodInfo[],
+): ConnectionNode {
+  const named = satellitesByName(satellitePods).get(connectionName) ?? [];
   const nodes = named.map((p) => p.nodeName !== "" ? p.nodeName : connectionName);
   if (named.length <= 1) return { known: true, node: nodes[0] ?? connectionName };
   return { known: false, candidates: [...new Set(nodes)].sort() };

@@ -22,6 +22,9 @@
  * Lists are paged (`limit=500` and `continue`, as client-go does), so a large
  * collection is never one response held in memory; a continue token that
  * expires mid-list (410) starts the list again from the first page.
+ * A cache may keep only some objects (`keep`); when what it should keep
+ * grows, `relist()` lists again, and the cache reports itself unsynced until
+ * a list that began after the request is complete.
  * It never throws out of its run loop and never exits the process.
  *
  * @module
@@ -30,6 +33,7 @@
 import { ApiError, type KubeClient } from "./client.ts";
 import { errorMessage } from "../errors.ts";
 import { sleep, type TimerId } from "../clock.ts";
+import { markUnchanging } from "../unchanging.ts";
 
 /** Logger used by caches. */
 export interface CacheLogger {
@@ -53,6 +57,12 @@ export interface CacheOptions<T> {
   fieldSelector?: string;
   /** Convert an API object; undefined skips it (malformed). */
   convert: (raw: unknown) => T | undefined;
+  /**
+   * Whether to hold a converted object (default: all). An object that is no
+   * longer kept when it changes is dropped; one that was not kept and should
+   * be now arrives only with its next change or a `relist()`.
+   */
+  keep?: (item: T) => boolean;
   /** Store key of a converted object. */
   key: (item: T) => string;
   /** Called after the content changed. */
@@ -120,6 +130,8 @@ export class ListWatchCache<T> {
   readonly #opts: CacheOptions<T>;
   readonly #client: KubeClient;
   #items = new Map<string, T>();
+  /** `items()` until the content changes. */
+  #itemsArray: readonly T[] | undefined;
   #resourceVersion = "";
   #synced = false;
   #healthy = false;
@@ -132,6 +144,12 @@ export class ListWatchCache<T> {
   #failedWatches = 0;
   #watchProblem = "";
   #watchProven = false;
+  /** Relists asked for by `relist()`; a list records the count it began at. */
+  #relistsAsked = 0;
+  /** `#relistsAsked` when the last complete list began. */
+  #relistsDone = 0;
+  /** Aborts the open watch, for `relist()`. */
+  #watchAbort: AbortController | undefined;
 
   /** Create a cache; call `start()` to fill it. */
   constructor(client: KubeClient, options: CacheOptions<T>) {
@@ -144,14 +162,34 @@ export class ListWatchCache<T> {
     return this.#opts.name;
   }
 
-  /** All items (a fresh array). */
-  items(): T[] {
-    return [...this.#items.values()];
+  /**
+   * All items. The array is shared until the content next changes (every
+   * decision cycle reads it, and most find nothing changed): do not modify it.
+   */
+  items(): readonly T[] {
+    this.#itemsArray ??= markUnchanging([...this.#items.values()]);
+    return this.#itemsArray;
   }
 
   /** Number of items held. */
   get size(): number {
     return this.#items.size;
+  }
+
+  /** The item held under `key`, if any. */
+  get(key: string): T | undefined {
+    return this.#items.get(key);
+  }
+
+  /**
+   * List again soon (the open watch is ended), because objects the cache
+   * did not keep may be wanted now. Until a list that began after this call
+   * is complete, the cache reports itself unsynced: its content may lack
+   * objects it should hold. Several calls before that list begins make one list.
+   */
+  relist(): void {
+    this.#relistsAsked++;
+    this.#watchAbort?.abort(new Error("relist"));
   }
 
   /**
@@ -160,13 +198,16 @@ export class ListWatchCache<T> {
    * and after several watches in a row failed without delivering anything.
    */
   get synced(): boolean {
-    return this.#synced && this.#healthy && this.#failedWatches < failedWatchesUnsynced;
+    return this.#synced && this.#healthy && this.#failedWatches < failedWatchesUnsynced &&
+      this.#relistsDone === this.#relistsAsked;
   }
 
   /** Why the cache is not synced ("" when it is). */
   get problem(): string {
     if (this.synced) return "";
-    return this.#synced && this.#healthy ? this.#watchProblem : this.#problem;
+    if (!this.#synced || !this.#healthy) return this.#problem;
+    if (this.#failedWatches >= failedWatchesUnsynced) return this.#watchProblem;
+    return `${this.#opts.name}: listing again for objects it did not keep before`;
   }
 
   /** Start listing and watching in the background. */
@@ -206,7 +247,7 @@ export class ListWatchCache<T> {
       try {
         const resyncDue = o.resyncIntervalMs > 0 &&
           this.#client.clock.monotonic() - this.#lastListAt >= o.resyncIntervalMs;
-        if (needList || resyncDue) {
+        if (needList || resyncDue || this.#relistsDone !== this.#relistsAsked) {
           await this.#list();
           needList = false;
         }
@@ -292,8 +333,10 @@ export class ListWatchCache<T> {
   async #list(): Promise<void> {
     const o = this.#opts;
     const pageSize = o.pageSize ?? defaultPageSize;
+    const relistsAsked = this.#relistsAsked;
     const items = new Map<string, T>();
     let skipped = 0;
+    let dropped = 0;
     let token: string | undefined;
     let resourceVersion = "";
     let pages = 0;
@@ -321,6 +364,7 @@ export class ListWatchCache<T> {
           );
           items.clear();
           skipped = 0;
+          dropped = 0;
           token = undefined;
           pages = 0;
           continue;
@@ -333,6 +377,7 @@ export class ListWatchCache<T> {
       for (const raw of list.items) {
         const item = o.convert(raw);
         if (item === undefined) skipped++;
+        else if (o.keep !== undefined && !o.keep(item)) dropped++;
         else items.set(o.key(item), item);
       }
       // Every page of one list carries the resourceVersion of its snapshot.
@@ -344,13 +389,15 @@ export class ListWatchCache<T> {
     }
     if (skipped > 0) o.log.warn(`${o.name}: skipped ${skipped} malformed objects`);
     this.#items = items;
+    this.#itemsArray = undefined;
+    this.#relistsDone = relistsAsked;
     this.#resourceVersion = resourceVersion;
     this.#lastListAt = this.#client.clock.monotonic();
     this.#synced = true;
     this.#healthy = true;
     this.#problem = "";
     o.log.debug(
-      `${o.name}: listed ${items.size} objects in ${pages} pages at resourceVersion ${this.#resourceVersion}`,
+      `${o.name}: listed ${items.size} objects (${dropped} not kept) in ${pages} pages at resourceVersion ${this.#resourceVersion}`,
     );
     o.onChange?.();
   }
@@ -364,6 +411,7 @@ export class ListWatchCache<T> {
     const abort = new AbortController();
     const onStop = () => abort.abort();
     this.#stop.signal.addEventListener("abort", onStop);
+    this.#watchAbort = abort;
     // A stream that outlives the timeout the server promised is dead.
     const clock = this.#client.clock;
     const deadline = clock.setTimeout(
@@ -386,6 +434,9 @@ export class ListWatchCache<T> {
       openMs: openedAt === undefined ? undefined : this.#client.clock.monotonic() - openedAt,
     });
     try {
+      // A relist asked for since the list: no watch from its resourceVersion.
+      if (this.#relistsDone !== this.#relistsAsked) abort.abort(new Error("relist"));
+      abort.signal.throwIfAborted();
       const stream = await this.#client.openStream(o.path, {
         watch: 1,
         resourceVersion: this.#resourceVersion,
@@ -411,7 +462,10 @@ export class ListWatchCache<T> {
     } catch (err) {
       if (this.#stop.signal.aborted) return result("stopped");
       const reason = abort.signal.reason;
-      if (abort.signal.aborted && reason instanceof Error && reason.message === "resync") {
+      if (
+        abort.signal.aborted && reason instanceof Error &&
+        (reason.message === "resync" || reason.message === "relist")
+      ) {
         return result("resync");
       }
       if (abort.signal.aborted && reason instanceof Error && reason.message === "stalled") {
@@ -425,6 +479,7 @@ export class ListWatchCache<T> {
       clock.clearTimeout(deadline);
       clock.clearTimeout(proof);
       clock.clearTimeout(resync);
+      this.#watchAbort = undefined;
       this.#stop.signal.removeEventListener("abort", onStop);
     }
   }
@@ -477,16 +532,23 @@ export class ListWatchCache<T> {
       case "MODIFIED":
       case "DELETED": {
         const item = o.convert(event.object);
+        let changed = true;
         if (item === undefined) {
           o.log.warn(`${o.name}: skipping a malformed ${event.type} object`);
         } else if (event.type === "DELETED") {
-          this.#items.delete(o.key(item));
+          changed = this.#items.delete(o.key(item)) || o.keep === undefined;
+        } else if (o.keep !== undefined && !o.keep(item)) {
+          // Not (or no longer) kept: nothing the rules read changed unless it was held.
+          changed = this.#items.delete(o.key(item));
         } else {
           this.#items.set(o.key(item), item);
         }
         if (rv) this.#resourceVersion = rv;
         this.#proveWatch();
-        o.onChange?.();
+        if (changed) {
+          this.#itemsArray = undefined;
+          o.onChange?.();
+        }
         return "ok";
       }
       case "BOOKMARK":

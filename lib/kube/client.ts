@@ -514,6 +514,21 @@ interface Prepared {
   headers?: Record<string, string>;
 }
 
+/**
+ * A response body as text, decoded chunk by chunk as it arrives. Unlike
+ * `Response.text()`, which gathers the whole body into one native buffer
+ * (for a 500-object list page, hundreds of KiB that glibc's malloc then
+ * keeps in its heap), only one chunk at a time is held outside the
+ * JavaScript heap.
+ */
+async function readText(response: Response): Promise<string> {
+  if (response.body === null) return "";
+  const decoder = new TextDecoder();
+  let text = "";
+  for await (const chunk of response.body) text += decoder.decode(chunk, { stream: true });
+  return text + decoder.decode();
+}
+
 /** A connection to one Kubernetes API server. */
 export class KubeClient {
   /** Base URL, without a trailing slash. */
@@ -631,7 +646,7 @@ export class KubeClient {
     const response = await this.#send(verb, method, path, options, false);
     try {
       const date = Date.parse(response.body.headers.get("Date") ?? "");
-      const text = await response.body.text();
+      const text = await readText(response.body);
       return {
         body: (text ? JSON.parse(text) : {}) as T,
         serverDate: Number.isFinite(date) ? date : undefined,

@@ -13,7 +13,10 @@ import type {
 } from "@kubernetes/client-node";
 import type { KubeClient } from "./client.ts";
 import { type CacheLogger, ListWatchCache } from "./cache.ts";
+import { linstorCsiDriver } from "../names.ts";
 import {
+  claimOnlyPersistentVolume,
+  drbdResourceOfVolume,
   type NodeInfo,
   type PersistentVolumeInfo,
   type PodInfo,
@@ -49,7 +52,25 @@ export interface CacheSetOptions {
   backoffInitialMs?: number;
 }
 
-/** The caches the rules read: exactly what they need, nothing cluster-wide about pods. */
+/**
+ * The caches the rules read: exactly what they need, nothing cluster-wide
+ * about pods, and of volumes what this node's DRBD resources need.
+ *
+ * Volumes are filtered by the DRBD resources of this node, which `want()`
+ * names (call it before `start()` with the first DRBD sample, then with
+ * every sample that could be read):
+ * - a PV whose volume handle names such a resource is held in full; every
+ *   other PV that is Bound to a claim is held claim-only (name, claim,
+ *   driver, phase; see `claimOnlyPersistentVolume`), since the rules ask of
+ *   every claim a pod mounts whether it is Bound to one LINSTOR PV; other PVs
+ *   are not held;
+ * - a VolumeAttachment is held when it is LINSTOR's and attaches the PV of
+ *   such a resource (the rules read no other).
+ * A resource `want()` names for the first time makes both caches list again
+ * (they report themselves unsynced meanwhile, so the rules hold back rather
+ * than decide without the volume); resources are never forgotten, so one
+ * that comes and goes does not make them list again.
+ */
 export class KubeCaches {
   /** This node's Node (field selector on its name). */
   readonly ownNode: ListWatchCache<NodeInfo>;
@@ -59,8 +80,13 @@ export class KubeCaches {
   readonly satellitePods: ListWatchCache<PodInfo>;
   /** All PersistentVolumes. */
   readonly persistentVolumes: ListWatchCache<PersistentVolumeInfo>;
-  /** All VolumeAttachments. */
+  /** LINSTOR VolumeAttachments of the PVs of this node's DRBD resources. */
   readonly volumeAttachments: ListWatchCache<VolumeAttachmentInfo>;
+  /** DRBD resources of this node, as `want()` named them. */
+  readonly #resources = new Set<string>();
+  /** PV names whose VolumeAttachments are held: the resources', and PVs named otherwise. */
+  readonly #attachedVolumes = new Set<string>();
+  #started = false;
 
   /** Create (not start) the caches. */
   constructor(client: KubeClient, options: CacheSetOptions) {
@@ -101,7 +127,16 @@ export class KubeCaches {
       ...common,
       name: "persistent volumes",
       path: "/api/v1/persistentvolumes",
-      convert: (raw) => slimPersistentVolume(raw as V1PersistentVolume),
+      convert: (raw) => {
+        const pv = slimPersistentVolume(raw as V1PersistentVolume);
+        if (pv === undefined) return undefined;
+        const resource = this.#localResourceOf(pv);
+        if (resource === undefined) return claimOnlyPersistentVolume(pv) ?? pv;
+        // A PV not named after its resource: its attachments name the PV.
+        if (pv.name !== resource) this.#holdAttachmentsOf(pv.name);
+        return pv;
+      },
+      keep: (pv) => pv.claimOnly === true || this.#localResourceOf(pv) !== undefined,
       key: (pv) => pv.name,
     });
     this.volumeAttachments = new ListWatchCache(client, {
@@ -109,6 +144,9 @@ export class KubeCaches {
       name: "volume attachments",
       path: "/apis/storage.k8s.io/v1/volumeattachments",
       convert: (raw) => slimVolumeAttachment(raw as V1VolumeAttachment),
+      keep: (va) =>
+        va.attacher === linstorCsiDriver && va.persistentVolumeName !== undefined &&
+        this.#attachedVolumes.has(va.persistentVolumeName),
       key: (va) => va.name,
     });
   }
@@ -123,8 +161,39 @@ export class KubeCaches {
     ] as ListWatchCache<unknown>[];
   }
 
+  /**
+   * Name this node's DRBD resources (all of them, from a sample that could
+   * be read). One named for the first time after `start()` makes the volume
+   * caches list again.
+   */
+  want(resources: Iterable<string>): void {
+    let grew = false;
+    for (const name of resources) {
+      if (this.#resources.has(name)) continue;
+      this.#resources.add(name);
+      this.#attachedVolumes.add(name);
+      grew = true;
+    }
+    if (grew && this.#started) {
+      this.persistentVolumes.relist();
+      this.volumeAttachments.relist();
+    }
+  }
+
+  #localResourceOf(pv: PersistentVolumeInfo): string | undefined {
+    const resource = drbdResourceOfVolume(pv);
+    return resource !== undefined && this.#resources.has(resource) ? resource : undefined;
+  }
+
+  #holdAttachmentsOf(volume: string): void {
+    if (this.#attachedVolumes.has(volume)) return;
+    this.#attachedVolumes.add(volume);
+    if (this.#started) this.volumeAttachments.relist();
+  }
+
   /** Start every cache. */
   start(): void {
+    this.#started = true;
     for (const c of this.#all()) c.start();
   }
 

@@ -114,6 +114,13 @@ export interface PersistentVolumeInfo {
    * a `Bound` PV's claimRef names the claim that uses it now.
    */
   phase: string;
+  /**
+   * Set on a PV of no local DRBD resource, kept only for what the rules ask
+   * of every claim (is it Bound to one PV, on which driver): `uid` is "",
+   * `volumeHandle` undefined, the claimRef has no uid. See
+   * {@linkcode claimOnlyPersistentVolume}.
+   */
+  claimOnly?: true;
 }
 
 /** A VolumeAttachment as the rules see it. */
@@ -245,6 +252,29 @@ export function slimPersistentVolume(pv: V1PersistentVolume): PersistentVolumeIn
       ? { namespace: share(ref!.namespace!), name: ref!.name!, uid: ref!.uid || undefined }
       : undefined,
     phase: share(pv.status?.phase ?? ""),
+  };
+}
+
+/**
+ * The part of a PV the rules read for a claim whose volume has no DRBD
+ * resource on this node: whether it is Bound, to which claim, on which
+ * driver (a pod is failed over only when every claim it mounts is on
+ * LINSTOR and Bound to exactly one PV). Undefined when it is not Bound to a
+ * claim: such a PV answers nothing the rules ask. Most of a large cluster's
+ * PVs are held like this, in about half the memory of the full form.
+ */
+export function claimOnlyPersistentVolume(
+  pv: PersistentVolumeInfo,
+): PersistentVolumeInfo | undefined {
+  if (pv.phase !== "Bound" || pv.claimRef === undefined) return undefined;
+  return {
+    name: pv.name,
+    uid: "",
+    csiDriver: pv.csiDriver,
+    volumeHandle: undefined,
+    claimRef: { namespace: pv.claimRef.namespace, name: pv.claimRef.name, uid: undefined },
+    phase: pv.phase,
+    claimOnly: true,
   };
 }
 
