@@ -261,6 +261,12 @@ function byVolume(a: { volume: number }, b: { volume: number }): number {
 export class Events2State {
   #resources = new Map<string, ResourceEntry>();
   #dumpComplete = false;
+  #version = 0;
+
+  /** Counts the object lines applied: unchanged while the state is. */
+  get version(): number {
+    return this.#version;
+  }
 
   /** True once `exists -` was applied: the initial dump is complete. */
   get dumpComplete(): boolean {
@@ -291,6 +297,7 @@ export class Events2State {
     }
     try {
       const before = this.#snapshotOf(parsed);
+      this.#version++;
       this.#applyObject(parsed);
       const after = this.#snapshotOf(parsed);
       return { kind: "applied", changed: before !== after, endOfDump: false };

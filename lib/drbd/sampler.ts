@@ -267,6 +267,15 @@ export class DrbdSampler {
 
   /** The stream's state once its dump is complete; undefined while the stream is not live. */
   #live: Events2State | undefined;
+  /** See `#liveResources`. */
+  #liveMemo:
+    | {
+      live: Events2State;
+      version: number;
+      configs: Map<string, DrbdResourceConfig> | undefined;
+      resources: DrbdResource[];
+    }
+    | undefined;
   /** When `#live` was last confirmed: the stream's start or an agreeing resync's start. */
   #liveConfirmedAt = 0;
   /**
@@ -337,6 +346,25 @@ export class DrbdSampler {
     await this.#resyncRunning;
   }
 
+  /**
+   * The live stream's resources with their configuration, built again only
+   * when the stream's state or the configurations changed: the loop samples
+   * twice per cycle, and most cycles see nothing new. Shared between
+   * samples: not to be modified.
+   */
+  #liveResources(live: Events2State): DrbdResource[] {
+    const memo = this.#liveMemo;
+    if (
+      memo !== undefined && memo.live === live && memo.version === live.version &&
+      memo.configs === this.#configs
+    ) {
+      return memo.resources;
+    }
+    const resources = withConfig(live.resources(), this.#configs);
+    this.#liveMemo = { live, version: live.version, configs: this.#configs, resources };
+    return resources;
+  }
+
   /** The current state; never throws. */
   sample(): DrbdSample {
     if (this.#trouble?.availability === "not-loaded") {
@@ -359,7 +387,7 @@ export class DrbdSampler {
       return {
         availability: "ok",
         message: undefined,
-        resources: withConfig(this.#live.resources(), this.#configs),
+        resources: this.#liveResources(this.#live),
         confirmedAt: this.#liveConfirmedAt,
       };
     }

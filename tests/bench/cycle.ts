@@ -15,9 +15,12 @@
 // Parts, each timed on its own after a warm-up:
 // - sample: `DrbdSampler.sample()` of a sampler whose events2 stream (the
 //   in-process fake drbdsetup) is live with the 1,000 resources and whose
-//   resync read their configuration: what the loop calls twice per cycle.
+//   resync read their configuration: what the loop calls twice per cycle
+//   (the sampler keeps its copy of the state until a line changes it).
 // - stream change: applying one events2 `change connection` line to the
 //   stream's 1,000-resource state, as the sampler does for each line.
+// - stream change + copy: that, and the copy of the whole state the next
+//   sample then makes: the sample of a cycle after a DRBD change.
 // - decide (healthy): `peersToInspect` + `decide` on that snapshot.
 // - decide (node-b lost): the same after node-b crashed: its 300
 //   connections are Connecting, node-a may promote the 100 resources whose
@@ -55,6 +58,7 @@ import type {
 } from "../../lib/kube/objects.ts";
 import { linstorCsiDriver } from "../../lib/names.ts";
 import { defaultOptions, type Options } from "../../lib/options.ts";
+import { markUnchanging } from "../../lib/unchanging.ts";
 import { FakeDrbd } from "../sim/drbd/fake_drbd.ts";
 import { waitFor } from "../helpers.ts";
 
@@ -277,12 +281,14 @@ export async function measureCycle(
 ): Promise<Record<string, number>> {
   const list = placements();
   const healthy = drbdResources(list);
+  // Marked unchanging, as the caches hand them out (a cache's array stays the
+  // same until an object changes, so per-array indexes are built once).
   const cluster = {
     ownNode: nodeInfo("node-a"),
-    localPods: list.filter((p) => p.podNode === "node-a").map(podOf),
-    satellitePods: satellitePods(),
-    persistentVolumes: persistentVolumes(list),
-    volumeAttachments: volumeAttachments(list),
+    localPods: markUnchanging(list.filter((p) => p.podNode === "node-a").map(podOf)),
+    satellitePods: markUnchanging(satellitePods()),
+    persistentVolumes: markUnchanging(persistentVolumes(list)),
+    volumeAttachments: markUnchanging(volumeAttachments(list)),
     cachesSynced: true,
   };
   const results: Record<string, number> = {};
@@ -327,6 +333,13 @@ export async function measureCycle(
     ];
     let n = 0;
     record("stream change", await time(() => state.apply(flip[n++ % 2]), iterations * 10));
+    record(
+      "stream change + copy",
+      await time(() => {
+        state.apply(flip[n++ % 2]);
+        return state.resources();
+      }, iterations),
+    );
 
     const now = Date.now();
     const sampleOf = (resources: DrbdResource[]): DrbdSample => ({
