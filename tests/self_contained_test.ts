@@ -68,15 +68,23 @@ Deno.test("kubectl and helm are the pinned ones, never a path on the machine", (
   );
 });
 
-Deno.test("only the drbd-utils chroot test may be skipped, and it prints why", () => {
+// Both need root for a private mount namespace (CI runs as root).
+Deno.test("only the chroot and in-cluster tests may be skipped, and they print why", () => {
   const skips = matches(
     /\bignore\s*:|Deno\.test\.ignore|\bif\s*\([^)]*\)\s*Deno\.test\b/,
     ["tests/self_contained_test.ts"],
   );
-  assert.deepEqual(skips.map((hit) => hit.split(":")[0]), ["tests/deploy/rootfs_test.ts"]);
-  const rootfs = sources.find(({ path }) => path === "tests/deploy/rootfs_test.ts")!.text;
+  assert.deepEqual(skips.map((hit) => hit.split(":")[0]).sort(), [
+    "tests/agent/in_cluster_test.ts",
+    "tests/deploy/rootfs_test.ts",
+  ]);
+  const text = (path: string) => sources.find((source) => source.path === path)!.text;
   assert.match(
-    rootfs,
+    text("tests/deploy/rootfs_test.ts"),
     /console\.warn\(`tests\/deploy\/rootfs_test\.ts: SKIPPING the chroot test: \$\{skipReason\}`\)/,
+  );
+  assert.match(
+    text("tests/agent/in_cluster_test.ts"),
+    /console\.warn\(`tests\/agent\/in_cluster_test\.ts: SKIPPING the in-cluster test: \$\{skipReason\}`\)/,
   );
 });

@@ -20,7 +20,18 @@ Deno.test("start and compile use the same, least permission flags", async () => 
   ];
   assert.deepEqual(flagsOf(config.tasks.start), expected);
   assert.deepEqual(flagsOf(config.tasks.compile), expected);
-  assert.deepEqual((await productionFlags()).sort(), expected);
+  const production = await productionFlags();
+  assert.deepEqual(production.filter((w) => !w.startsWith("--v8-flags=")).sort(), expected);
+  // The V8 flags (README, "Performance") are the same wherever the agent runs.
+  const v8FlagsOf = (task: string) => task.split(/\s+/).filter((w) => w.startsWith("--v8-flags="));
+  assert.equal(v8FlagsOf(config.tasks.start).length, 1);
+  for (const task of ["compile", "local"]) {
+    assert.deepEqual(v8FlagsOf(config.tasks[task]), v8FlagsOf(config.tasks.start), task);
+  }
+  assert.deepEqual(
+    production.filter((w) => w.startsWith("--v8-flags=")),
+    v8FlagsOf(config.tasks.start),
+  );
 });
 
 Deno.test("with the agent's flags only drbdsetup may be spawned; no write, ffi, sys or foreign env", async () => {

@@ -20,13 +20,15 @@
 //   (goal: 0).
 //
 // Run: node_modules/.bin/deno run -A tests/bench/scale.ts [--idle-ms N] [--only small|large]
-//        [--deno-flag=--v8-flags=--optimize-for-size]
+//        [--kubeconfig [--deno-flag=--v8-flags=--optimize-for-size]]
+// (in-cluster as production runs where possible; --kubeconfig measures the
+// kubeconfig path instead)
 
 import { parseArgs } from "node:util";
 import { ApiServer, type RequestRecord } from "../sim/apiserver/mod.ts";
 import { FakeDrbd } from "../sim/drbd/fake_drbd.ts";
 import { type AgentProcess, freePort, spawnAgent, testFlags } from "../sim/agent_process.ts";
-import { resourceOnNodeA } from "../agent/harness.ts";
+import { inClusterUnavailable, resourceOnNodeA, startInClusterAgent } from "../agent/harness.ts";
 import {
   buildCluster,
   type ClusterSize,
@@ -75,6 +77,18 @@ export interface ScaleOptions {
 
 const agentAccount = { namespace: "ha-controller", name: "ha-controller" };
 const agentUser = `system:serviceaccount:${agentAccount.namespace}:${agentAccount.name}`;
+
+/**
+ * The production launcher for {@linkcode ScaleOptions.spawn}: the agent
+ * in-cluster (service-account token and CA mounted, production flags; needs
+ * root, see tests/agent/harness.ts's inClusterUnavailable), authenticated as
+ * {@linkcode inClusterUser}.
+ */
+export const inClusterSpawn = (ctx: SpawnContext): Promise<AgentProcess> =>
+  startInClusterAgent(ctx.server, ctx.drbd, []);
+
+/** The user {@linkcode inClusterSpawn}'s agent authenticates as. */
+export const inClusterUser = "system:serviceaccount:ha:ha-controller";
 
 function rssBytes(pid: number): number {
   const status = Deno.readTextFileSync(`/proc/${pid}/status`);
@@ -265,16 +279,16 @@ async function measureCluster(
       return at !== undefined && at > 0 ? at * 1000 : undefined;
     }, agent);
     const agentRequests = () => server.requests.filter(isAgent);
-    // Each cache opens its first watch right after its (paged) list is complete.
-    const firstWatches = new Map<string, number>();
-    for (const r of agentRequests()) {
-      if (r.verb === "watch" && !firstWatches.has(watchKey(r))) {
-        firstWatches.set(watchKey(r), r.time.getTime());
+    // Each cache opens its first watch right after its (paged) list is
+    // complete; the first decision may come before the last watch request
+    // reaches the server (a new connection).
+    const firstWatches = await poll(`${cachesWatched} cache watches`, 30_000, () => {
+      const first = new Map<string, number>();
+      for (const r of agentRequests()) {
+        if (r.verb === "watch" && !first.has(watchKey(r))) first.set(watchKey(r), r.time.getTime());
       }
-    }
-    if (firstWatches.size < cachesWatched) {
-      throw new Error(`Expected ${cachesWatched} cache watches, saw ${firstWatches.size}`);
-    }
+      return first.size >= cachesWatched ? first : undefined;
+    }, agent);
     const cachesSyncedAt = Math.max(...firstWatches.values());
     const firstRequestAt = agentRequests()[0].time.getTime();
     const startup = server.traffic(isAgent);
@@ -392,13 +406,29 @@ if (import.meta.main) {
       "idle-ms": { type: "string" },
       only: { type: "string" },
       "deno-flag": { type: "string", multiple: true },
+      kubeconfig: { type: "boolean" },
     },
   });
   const only = values.only as "small" | "large" | undefined;
+  // In-cluster, as production runs, where possible; --kubeconfig (or no
+  // root) measures the kubeconfig path, which loads client-node.
+  const unavailable = values.kubeconfig ? "--kubeconfig given" : inClusterUnavailable();
+  const denoFlags = values["deno-flag"] as string[] | undefined;
+  if (unavailable === null && denoFlags !== undefined) {
+    throw new Error("--deno-flag applies to the kubeconfig launcher only: add --kubeconfig");
+  }
+  console.error(
+    unavailable === null
+      ? "configuration: in-cluster (service account in a private mount namespace)"
+      : `configuration: kubeconfig, NOT in-cluster (${unavailable})`,
+  );
   const result = await measureScale({
+    ...(unavailable === null
+      ? { spawn: inClusterSpawn, agentRequest: (r: RequestRecord) => r.user === inClusterUser }
+      : {}),
     idleMs: values["idle-ms"] !== undefined ? Number(values["idle-ms"]) : undefined,
     clusters: only !== undefined ? [only] : undefined,
-    denoFlags: values["deno-flag"] as string[] | undefined,
+    denoFlags,
     log: (line) => console.error(line),
   });
   const width = Math.max(...Object.keys(result).map((k) => k.length));

@@ -16,7 +16,8 @@ export async function productionFlags(): Promise<string[]> {
   const config = JSON.parse(await Deno.readTextFile(`${repo}deno.json`));
   const words = (config.tasks.start as string).split(/\s+/);
   return words.filter((w) =>
-    w.startsWith("--allow-") || w.startsWith("--ignore-") || w.startsWith("--deny-")
+    w.startsWith("--allow-") || w.startsWith("--ignore-") || w.startsWith("--deny-") ||
+    w.startsWith("--v8-flags=")
   );
 }
 
