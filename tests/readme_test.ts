@@ -72,3 +72,20 @@ Deno.test("CI runs exactly the README's two commands, plus the drbd-utils instal
     /`\.ci\/run` is `npm ci`, then \(as root with `apt-get`\) Debian's\s+`drbd-utils`/,
   );
 });
+
+Deno.test("README's Performance section gives the agent's V8 flags and the bench task's flags", async () => {
+  const config = JSON.parse(await Deno.readTextFile(`${repo}deno.json`));
+  const start = readme.indexOf("## Performance");
+  const section = readme.slice(start, readme.indexOf("\n## ", start + 1));
+  const v8 = (config.tasks.start as string).split(/\s+/).filter((w) => w.startsWith("--v8-flags="));
+  for (const flag of v8) assert.ok(section.includes(`\`${flag}\``), `Performance names ${flag}`);
+  assert.match(config.tasks.bench, /tests\/bench\/main\.ts$/);
+  assert.ok(section.includes("npx deno task bench"));
+  const help = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "--allow-all", `${repo}tests/bench/main.ts`, "--help"],
+  }).output();
+  assert.equal(help.code, 0);
+  const flags = new TextDecoder().decode(help.stdout).match(/--[a-z-]+/g) ?? [];
+  assert.ok(flags.length >= 4, "the bench's usage names its flags");
+  for (const flag of flags) assert.ok(section.includes(flag), `Performance names ${flag}`);
+});

@@ -35,7 +35,9 @@
 //   (both reads, both parses, the comparison with the live stream; the fake's
 //   own printing included), every `--drbd-status-interval`.
 //
-// Run: node_modules/.bin/deno run --allow-all tests/bench/cycle.ts [iterations]
+// Run: node_modules/.bin/deno run --allow-all [--v8-flags=...] tests/bench/cycle.ts [iterations]
+//        [-v] [--json]
+// (tests/bench/main.ts runs it with the agent's own V8 flags, from deno.json's start task)
 
 import { decide, peersToInspect } from "../../lib/decide/mod.ts";
 import {
@@ -405,8 +407,12 @@ export async function measureCycle(
 }
 
 if (import.meta.main) {
-  const iterations = Number(Deno.args.find((a) => a !== "-v") ?? 300);
+  const iterations = Number(Deno.args.find((a) => !a.startsWith("-")) ?? 300);
   const results = await measureCycle(iterations, Deno.args.includes("-v"));
+  if (Deno.args.includes("--json")) {
+    console.log(JSON.stringify(results));
+    Deno.exit(0);
+  }
   console.log(
     `One cycle on ${resourceCount} DRBD resources x 3 connections, ${iterations} iterations (ms):`,
   );

@@ -12,7 +12,8 @@
 // - P4 fan-out (scale.ts): watch events and bytes reaching the agent when
 //   1,000 pods on other nodes change; bytes downloaded at start in the
 //   large cluster.
-// - P5 CPU (cycle.ts): one sample+decide cycle over 1,000 DRBD resources.
+// - P5 CPU (cycle.ts, in a process with the agent's V8 flags): one
+//   sample+decide cycle over 1,000 DRBD resources.
 // - startup (scale.ts): process start -> caches synced -> first decision,
 //   in the large cluster.
 //
@@ -30,7 +31,7 @@ import { inClusterUnavailable } from "../agent/harness.ts";
 import { measureReaction, percentile } from "./reaction.ts";
 import { measureMemory } from "./memory.ts";
 import { inClusterSpawn, inClusterUser, measureScale } from "./scale.ts";
-import { measureCycle } from "./cycle.ts";
+import { productionFlags } from "../sim/agent_process.ts";
 
 const parts = ["p1", "p3", "p4", "p5", "startup"] as const;
 type Part = typeof parts[number];
@@ -82,6 +83,29 @@ const configuration = unavailable === null
   ? "in-cluster (service-account token and CA mounted, production flags)"
   : `kubeconfig, NOT in-cluster (${unavailable})`;
 
+/**
+ * cycle.ts in a process of its own with the agent's V8 flags (the start
+ * task's), so that the figure is of the agent's garbage collector settings.
+ */
+async function measureCycleAsBuilt(iterations: number): Promise<Record<string, number>> {
+  const v8 = (await productionFlags()).filter((f) => f.startsWith("--v8-flags="));
+  console.error(`  ${iterations} iterations, ${v8.length > 0 ? v8.join(" ") : "no V8 flags"}`);
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "--allow-all",
+      ...v8,
+      new URL("./cycle.ts", import.meta.url).pathname,
+      "--json",
+      String(iterations),
+    ],
+    stderr: "inherit",
+  }).output();
+  if (!out.success) fail(`cycle.ts exited with ${out.code}`);
+  const lines = new TextDecoder().decode(out.stdout).trim().split("\n");
+  return JSON.parse(lines[lines.length - 1]);
+}
+
 const progress = (line: string) => console.error(`  ${line}`);
 const rows: [string, string, string][] = [];
 const row = (figure: string, value: string, goal = "") => {
@@ -95,7 +119,7 @@ console.error(`configuration: ${configuration}`);
 
 if (only.has("p5")) {
   console.error("P5: sample+decide cycle over 1,000 DRBD resources");
-  const c = await measureCycle(300);
+  const c = await measureCycleAsBuilt(1_000);
   for (const state of ["healthy", "node-b lost"]) {
     row(
       `P5 cycle, ${state} (median / p99)`,

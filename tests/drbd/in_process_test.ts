@@ -157,26 +157,32 @@ Deno.test("in-process drbdsetup serves secondary through the handler, as the scr
   });
 });
 
+/** `events2` of both fakes, read into `lines`, once both printed their dump. */
+async function openStreams(fakes: { script: FakeDrbd; memory: FakeDrbd }) {
+  const streams = [fakes.script, fakes.memory].map((fake) => {
+    const process = spawnDrbdsetup(
+      ["events2"],
+      fake.dir === "" ? { spawn: fake.spawn } : { env: fake.env },
+    );
+    const lines: string[] = [];
+    const reading = (async () => {
+      for await (const batch of process.batches) lines.push(...batch);
+    })();
+    return { fake, process, lines, reading };
+  });
+  await waitFor(
+    () => streams.every((s) => s.lines.includes("exists -")),
+    10_000,
+    "dumps",
+  );
+  return streams;
+}
+
 Deno.test("in-process events2 stream prints the dump, then the same change lines, and dies when killed", async () => {
   await withPair("current", async (fakes) => {
     await setBoth(fakes, [resourceOnNodeA()]);
-    const streams = [fakes.script, fakes.memory].map((fake) => {
-      const process = spawnDrbdsetup(
-        ["events2"],
-        fake.dir === "" ? { spawn: fake.spawn } : { env: fake.env },
-      );
-      const lines: string[] = [];
-      const reading = (async () => {
-        for await (const batch of process.batches) lines.push(...batch);
-      })();
-      return { fake, process, lines, reading };
-    });
+    const streams = await openStreams(fakes);
     const [script, memory] = streams;
-    await waitFor(
-      () => script.lines.includes("exists -") && memory.lines.includes("exists -"),
-      10_000,
-      "dumps",
-    );
     await setBoth(fakes, [resourceAfterNodeBCrash()]);
     await setBoth(fakes, []);
     await waitFor(
@@ -219,23 +225,8 @@ Deno.test("silent events2 streams print the dump and then nothing, in process as
   await withPair("current", async (fakes) => {
     await setBoth(fakes, [resourceOnNodeA()]);
     for (const fake of [fakes.script, fakes.memory]) await fake.setStreamsSilent(true);
-    const streams = [fakes.script, fakes.memory].map((fake) => {
-      const process = spawnDrbdsetup(
-        ["events2"],
-        fake.dir === "" ? { spawn: fake.spawn } : { env: fake.env },
-      );
-      const lines: string[] = [];
-      const reading = (async () => {
-        for await (const batch of process.batches) lines.push(...batch);
-      })();
-      return { fake, process, lines, reading };
-    });
+    const streams = await openStreams(fakes);
     const [script, memory] = streams;
-    await waitFor(
-      () => script.lines.includes("exists -") && memory.lines.includes("exists -"),
-      10_000,
-      "dumps",
-    );
     const dump = [...script.lines];
     await setBoth(fakes, [resourceAfterNodeBCrash()]);
     // The script's tail would have printed the change within 50 ms.
