@@ -8,8 +8,11 @@
 /** Program name, used as the Events' reportingController prefix and in logs. */
 export const programName = "ha-controller";
 
-/** Events' `reportingController`. */
-export const reportingController = "drbd.linbit.com/ha-controller";
+/**
+ * Events' `reportingController`: the upstream HA controller's, so alerts and
+ * queries written for it keep matching.
+ */
+export const reportingController = "linstor.linbit.com/HighAvailabilityController";
 
 /** The CSI driver whose volumes are DRBD resources. */
 export const linstorCsiDriver = "linstor.csi.linbit.com";
@@ -33,22 +36,24 @@ export const forceIoErrorTaintKey = "drbd.linbit.com/force-io-error";
 /** The effect of both of our taints. */
 export const taintEffect = "NoSchedule";
 
-/** Event reasons (the seed's spelling, so existing alerts keep matching). */
+/** Event reasons (the upstream HA controller's, so existing alerts keep matching). */
 export const eventReason = {
   nodeStorageQuorumLost: "NodeStorageQuorumLost",
   nodeStorageQuorumRegained: "NodeStorageQuorumRegained",
   volumeWithoutQuorum: "VolumeWithoutQuorum",
   volumeForcingIoErrors: "VolumeForcingIoErrors",
   noVolumeForcingIoErrors: "NoVolumeForcingIoErrors",
-  forcedVolumeDemotion: "ForcedVolumeDemotion",
 } as const;
 
-/** Event actions (events.k8s.io/v1 `action`). */
+/**
+ * Event actions (events.k8s.io/v1 `action`), the upstream HA controller's:
+ * an eviction and a force-delete are both `EvictedPod` (the note tells them
+ * apart).
+ */
 export const eventAction = {
   taintedNode: "TaintedNode",
   untaintedNode: "UntaintedNode",
   evictedPod: "EvictedPod",
-  deletedPod: "DeletedPod",
   volumeAttachmentDeleted: "VolumeAttachmentDeleted",
-  forceDemoted: "ForceDemoted",
+  forcedVolumeDemotion: "ForcedVolumeDemotion",
 } as const;

@@ -74,10 +74,22 @@ export function claimTarget(claim: ClaimRef): EventTarget {
   };
 }
 
+/** What an event says, and the object it relates `regarding` to (if any). */
+export interface EventWhat {
+  /** See {@linkcode EventSpec}. */
+  reason: string;
+  /** See {@linkcode EventSpec}. */
+  action: string;
+  /** See {@linkcode EventSpec}. */
+  note: string;
+  /** See {@linkcode EventSpec}. */
+  related?: EventTarget;
+}
+
 /** A Warning event about `regarding`. */
 export function warningEvent(
   regarding: EventTarget,
-  what: { reason: string; action: string; note: string },
+  what: EventWhat,
 ): EventSpec {
   return { regarding, type: "Warning", ...what };
 }
@@ -85,7 +97,7 @@ export function warningEvent(
 /** A Normal event about `regarding`. */
 export function normalEvent(
   regarding: EventTarget,
-  what: { reason: string; action: string; note: string },
+  what: EventWhat,
 ): EventSpec {
   return { regarding, type: "Normal", ...what };
 }

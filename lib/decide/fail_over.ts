@@ -10,7 +10,12 @@
  */
 
 import { type DrbdConnection, type DrbdResource, hasQuorumPolicy } from "../drbd/model.ts";
-import type { NodeInfo, PodInfo, VolumeAttachmentInfo } from "../kube/objects.ts";
+import type {
+  NodeInfo,
+  PersistentVolumeInfo,
+  PodInfo,
+  VolumeAttachmentInfo,
+} from "../kube/objects.ts";
 import { formatDuration } from "../duration.ts";
 import { eventAction, eventReason, linstorCsiDriver, pauseAnnotation } from "../names.ts";
 import {
@@ -25,6 +30,7 @@ import {
   hasTaint,
   lostQuorumTaint,
   nodeTarget,
+  persistentVolumeTarget,
   podTarget,
   volumeAttachmentTarget,
   warningEvent,
@@ -284,6 +290,8 @@ function judgePeer(
     node,
     state,
     volumes: [...volumes].join(", "),
+    persistentVolumes: view.bindings.map((b) => b.persistentVolume),
+    attachments,
     elapsed: formatElapsed(elapsed),
   };
   const actions: Action[] = [];
@@ -333,6 +341,10 @@ interface Situation {
   node: NodeInfo;
   state: string;
   volumes: string;
+  /** The PVs of the resource. */
+  persistentVolumes: PersistentVolumeInfo[];
+  /** Their LINSTOR VolumeAttachments to the lost node. */
+  attachments: VolumeAttachmentInfo[];
   elapsed: string;
 }
 
@@ -398,6 +410,7 @@ function taintPeer(s: Situation): Action {
       `(${s.state}) for ${s.elapsed} while volume ${s.volumes} is in use there, ` +
       "so no new pod may be scheduled there.",
     events: [warningEvent(nodeTarget(s.node), {
+      related: s.attachments.length > 0 ? volumeAttachmentTarget(s.attachments[0]) : undefined,
       reason: eventReason.nodeStorageQuorumLost,
       action: eventAction.taintedNode,
       note: `Tainted ${lostQuorumTaint.key}:${lostQuorumTaint.effect}: DRBD resource ` +
@@ -409,6 +422,11 @@ function taintPeer(s: Situation): Action {
 
 function removePod(pod: PodInfo, s: Situation): Action {
   const ref: PodRef = { namespace: pod.namespace, name: pod.name, uid: pod.uid };
+  const used = s.persistentVolumes.find((pv) =>
+    pv.claimRef !== undefined && pv.claimRef.namespace === pod.namespace &&
+    pod.volumes.some((v) => v.kind === "pvc" && v.claimName === pv.claimRef!.name)
+  );
+  const related = used === undefined ? undefined : persistentVolumeTarget(used);
   const why = `Pod ${podKey(pod)} on node ${s.node.name} uses volume ${s.volumes}, ` +
     `whose DRBD resource ${s.resource} has been disconnected from that node (${s.state}) ` +
     `for ${s.elapsed}`;
@@ -421,6 +439,7 @@ function removePod(pod: PodInfo, s: Situation): Action {
       resource: s.resource,
       reason: `${why}, so it is evicted to restart on a node with quorum.`,
       events: [warningEvent(podTarget(ref), {
+        related,
         reason: eventReason.volumeWithoutQuorum,
         action: eventAction.evictedPod,
         note: `Evicted: volume ${s.volumes} lost quorum on node ${s.node.name}.`,
@@ -434,8 +453,9 @@ function removePod(pod: PodInfo, s: Situation): Action {
     resource: s.resource,
     reason: `${why} and ${s.kubelet.why}, so it is deleted without waiting for the kubelet.`,
     events: [warningEvent(podTarget(ref), {
+      related,
       reason: eventReason.volumeWithoutQuorum,
-      action: eventAction.deletedPod,
+      action: eventAction.evictedPod,
       note: `Force-deleted: volume ${s.volumes} lost quorum on node ${s.node.name} ` +
         `and ${s.kubelet.why}.`,
     })],

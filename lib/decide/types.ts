@@ -112,6 +112,12 @@ export interface EventTarget {
 export interface EventSpec {
   /** What the event is about. */
   regarding: EventTarget;
+  /**
+   * A second object involved (events.k8s.io/v1 `related`), as the upstream
+   * HA controller sets it: the VolumeAttachment of a tainted node or of a
+   * demoted volume, the PersistentVolume of a removed pod.
+   */
+  related?: EventTarget;
   /** `Normal` or `Warning`. */
   type: "Normal" | "Warning";
   /** Machine-readable reason (see `eventReason` in lib/names.ts). */

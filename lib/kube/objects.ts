@@ -76,6 +76,11 @@ export interface PodInfo {
   phase: string;
   /** Set once deletion was requested (the pod is Terminating). */
   deletionTimestamp: string | undefined;
+  /**
+   * The kubelet reports a container of the pod running, init containers
+   * included (a `Pending` pod runs its init containers).
+   */
+  containerRunning: boolean;
   /** The pod has at least one owner reference (a controller will recreate it). */
   hasOwner: boolean;
   /** The pod carries the ignore-fail-over annotation. */
@@ -201,11 +206,18 @@ export function slimPod(pod: V1Pod): PodInfo | undefined {
     nodeName: share(pod.spec?.nodeName ?? ""),
     phase: share(pod.status?.phase ?? ""),
     deletionTimestamp: meta.deletionTimestamp ? String(meta.deletionTimestamp) : undefined,
+    containerRunning: anyRunning(pod.status?.initContainerStatuses) ||
+      anyRunning(pod.status?.containerStatuses),
     hasOwner: (meta.ownerReferences ?? []).length > 0,
     ignoreFailOver: meta.annotations?.[ignoreFailOverAnnotation] !== undefined,
     labels: { ...(meta.labels ?? {}) },
     volumes,
   };
+}
+
+function anyRunning(statuses: { state?: { running?: unknown } }[] | undefined): boolean {
+  return Array.isArray(statuses) &&
+    statuses.some((c) => c?.state?.running !== undefined && c.state.running !== null);
 }
 
 const simpleVolumeKinds = [

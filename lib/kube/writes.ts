@@ -180,6 +180,7 @@ export class KubeWriter {
           type: event.type,
           note: event.note.slice(0, 1024),
           regarding: withoutUndefined({ ...event.regarding }),
+          related: event.related && withoutUndefined({ ...event.related }),
         },
       },
     );

@@ -271,10 +271,10 @@ Deno.test("suspended demotion: a quorum-suspended Primary whose local pod termin
       15_000,
       () => `drbdsetup secondary --force (stderr:\n${agent.stderr()})`,
     );
-    await waitEvent(s.server, "PersistentVolume/pvc-1 ForcedVolumeDemotion/ForceDemoted");
+    await waitEvent(s.server, "PersistentVolume/pvc-1 VolumeWithoutQuorum/ForcedVolumeDemotion");
     await waitEvent(
       s.server,
-      "PersistentVolumeClaim/data-web-0 ForcedVolumeDemotion/ForceDemoted",
+      "PersistentVolumeClaim/data-web-0 VolumeWithoutQuorum/ForcedVolumeDemotion",
     );
     assert.deepEqual(stateChanges(await s.drbd.calls()), [["secondary", "--force", "pvc-1"]]);
     const event = (s.server.list("events.k8s.io/events") as Obj[])
@@ -289,6 +289,56 @@ Deno.test("suspended demotion: a quorum-suspended Primary whose local pod termin
       labels: { kind: "force-demote", result: "done" },
       value: 1,
     });
+  });
+});
+
+Deno.test("suspended demotion: a Running consumer keeps its Primary; once the pod is force-deleted it is demoted", async () => {
+  const s = await scene();
+  consumerOnNodeA(s.server);
+  await s.drbd.setResources([isolatedResource("Primary")]);
+  await withAgent(s, fast, async (agent) => {
+    await waitHealthy(agent);
+    await waitMetric(agent, {
+      name: "drbd_resource_suspended",
+      labels: { name: "pvc-1" },
+      value: 1,
+    });
+    // Cycles after --fail-over-timeout (1s) passed: the Running pod still blocks.
+    await waitCycles(agent, 2, performance.now() + 1_500);
+    assert.deepEqual(stateChanges(await s.drbd.calls()), [], "a Running consumer: no demotion");
+
+    // Force-deleted from the API while its containers hang on the frozen device.
+    s.server.delete("pods", "default", "web-0", { gracePeriodSeconds: 0 });
+    assert.equal(s.server.get("pods", "default", "web-0"), undefined);
+    await waitFor(
+      async () => stateChanges(await s.drbd.calls()).length > 0,
+      15_000,
+      () => `drbdsetup secondary --force (stderr:\n${agent.stderr()})`,
+    );
+    assert.deepEqual(stateChanges(await s.drbd.calls()), [["secondary", "--force", "pvc-1"]]);
+    await waitEvent(s.server, "PersistentVolume/pvc-1 VolumeWithoutQuorum/ForcedVolumeDemotion");
+  });
+});
+
+Deno.test("suspended demotion: a suspended Primary that no local pod uses at all is demoted after --fail-over-timeout", async () => {
+  const s = await scene(); // web-0, the claim's pod, runs on node-b: none on node-a
+  await s.drbd.setResources([isolatedResource("Primary")]);
+  await withAgent(s, fast, async (agent) => {
+    await waitFor(
+      async () => stateChanges(await s.drbd.calls()).length > 0,
+      15_000,
+      () => `drbdsetup secondary --force (stderr:\n${agent.stderr()})`,
+    );
+    assert.deepEqual(stateChanges(await s.drbd.calls()), [["secondary", "--force", "pvc-1"]]);
+    // The action's log line follows the call.
+    await waitFor(
+      () =>
+        /suspended \(quorum\) for \d[.\d]*s and no local pod uses it, so it is demoted by force/
+          .test(agent.stderr()),
+      15_000,
+      () => `the demotion's log line (stderr:\n${agent.stderr()})`,
+    );
+    await waitEvent(s.server, "PersistentVolume/pvc-1 VolumeWithoutQuorum/ForcedVolumeDemotion");
   });
 });
 

@@ -674,6 +674,14 @@ Deno.test("fail-over: actions carry reasons, grace periods and events", () => {
     "Warning VolumeWithoutQuorum/VolumeAttachmentDeleted VolumeAttachment csi-b",
   ]);
   assert.equal(taint.events[0].regarding.uid, "uid-node-node-b");
+  // related as upstream sets it: the lost node's VolumeAttachment, the pod's PV, none.
+  assert.deepEqual(ready.plan.map((action) => action.events[0].related?.name), [
+    "csi-b",
+    "pvc-1",
+    undefined,
+  ]);
+  assert.equal(taint.events[0].related?.kind, "VolumeAttachment");
+  assert.equal(evict.events[0].related?.uid, "uid-pv-pvc-1");
 
   const notReady = decide(
     failOverScene({ peerNode: node("node-b", { ready: false }) }),
@@ -685,7 +693,7 @@ Deno.test("fail-over: actions carry reasons, grace periods and events", () => {
   assert.match(remove.reason, /not Ready/);
   assert.ok(detach0.kind === "delete-volume-attachment" && detach0.gracePeriodSeconds === 0);
   assert.deepEqual(eventSummary(notReady.plan).slice(1), [
-    "Warning VolumeWithoutQuorum/DeletedPod Pod default/app",
+    "Warning VolumeWithoutQuorum/EvictedPod Pod default/app",
     "Warning VolumeWithoutQuorum/VolumeAttachmentDeleted VolumeAttachment csi-b",
   ]);
 });

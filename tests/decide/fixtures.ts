@@ -133,6 +133,7 @@ export function pod(name: string, overrides: Partial<PodInfo> = {}): PodInfo {
     nodeName: "node-b",
     phase: "Running",
     deletionTimestamp: undefined,
+    containerRunning: false,
     hasOwner: true,
     ignoreFailOver: false,
     labels: {},

@@ -14,6 +14,7 @@ import {
   snapshot,
   summary,
   T0,
+  va,
 } from "./fixtures.ts";
 
 const none: SuspendReasons = { user: false, noData: false, fencing: false, quorum: false };
@@ -41,7 +42,7 @@ const cases: Case[] = [
     suspended: { quorum: true },
     localPods: [local("app", { deletionTimestamp: terminating })],
     plan: ["force-demote pvc-1"],
-    verdict: "Primary suspended (quorum) with only terminating pods: force-demoting",
+    verdict: "Primary suspended (quorum) with no running pod: force-demoting",
   },
   {
     name: "suspended for no-data: force-demote",
@@ -89,22 +90,42 @@ const cases: Case[] = [
     suspended: { quorum: true },
     localPods: [local("app", { deletionTimestamp: terminating }), local("web")],
     plan: [],
-    verdict: "still used by non-terminating pod default/web",
+    verdict: "still used by running pod default/web",
   },
   {
-    name: "a Pending consumer blocks the demotion",
+    name: "a Pending consumer waiting to start does not block the demotion",
     suspended: { quorum: true },
     localPods: [
       local("app", { deletionTimestamp: terminating }),
       local("web", { phase: "Pending" }),
     ],
+    plan: ["force-demote pvc-1"],
+    verdict: "with no running pod: force-demoting",
+  },
+  {
+    name: "a Pending consumer running an init container blocks the demotion",
+    suspended: { quorum: true },
+    localPods: [local("web", { phase: "Pending", containerRunning: true })],
     plan: [],
-    verdict: "still used by non-terminating pod default/web",
+    verdict: "still used by running pod default/web",
+  },
+  {
+    name: "a terminating consumer whose container still runs does not block",
+    suspended: { quorum: true },
+    localPods: [local("web", { deletionTimestamp: terminating, containerRunning: true })],
+    plan: ["force-demote pvc-1"],
   },
   {
     name: "a consumer of unknown phase blocks the demotion",
     suspended: { quorum: true },
     localPods: [local("web", { phase: "" })],
+    plan: [],
+    verdict: "still used by running pod default/web",
+  },
+  {
+    name: "a consumer in phase Unknown blocks the demotion",
+    suspended: { quorum: true },
+    localPods: [local("web", { phase: "Unknown" })],
     plan: [],
   },
   {
@@ -154,26 +175,49 @@ const cases: Case[] = [
     timer: undefined,
   },
   {
-    name: "a Released PV's stale claim finds no consumer: nothing",
+    name: "a Released PV (its claim deleted) with nothing running: force-demote",
     suspended: { quorum: true },
-    localPods: [local("app", { deletionTimestamp: terminating })],
+    localPods: [local("app")],
     persistentVolumes: [pv("pvc-1", { phase: "Released" })],
-    plan: [],
-    verdict: "no local pod uses it",
+    plan: ["force-demote pvc-1"],
   },
   {
-    name: "no local consumer: nothing",
+    name: "no local pod uses the volume (force-deleted pod): force-demote",
     suspended: { quorum: true },
     localPods: [local("other", { volumes: [] })],
-    plan: [],
-    verdict: "no local pod uses it",
+    plan: ["force-demote pvc-1"],
+    verdict: "with no running pod: force-demoting",
   },
   {
-    name: "no PV, so no consumers: nothing",
+    name: "no local pod at all: force-demote",
+    suspended: { fencing: true },
+    localPods: [],
+    plan: ["force-demote pvc-1"],
+  },
+  {
+    name: "no local pod, suspension just seen: timer starts, no demotion",
+    suspended: { quorum: true },
+    localPods: [],
+    since: undefined,
+    plan: [],
+    timer: T0,
+    verdict: "for 0s of 5s before force-demoting",
+  },
+  {
+    name: "no local pod, suspended by the user only: leave it alone",
+    suspended: { user: true },
+    localPods: [],
+    plan: [],
+    timer: undefined,
+    verdict: "healthy",
+  },
+  {
+    name: "backs no PV (not a Kubernetes volume): left alone",
     suspended: { quorum: true },
     localPods: [local("app", { deletionTimestamp: terminating })],
     persistentVolumes: [],
     plan: [],
+    verdict: "backs no PersistentVolume: left alone",
   },
 ];
 
@@ -226,8 +270,45 @@ Deno.test("suspended demotion: events on the PV and its claim, reason names the 
   assert.equal(name, "pvc-1");
   assert.match(demote.reason, /pvc-1.*quorum, no-data.*for 1m5s.*default\/app/);
   assert.deepEqual(eventSummary([demote]), [
-    "Warning ForcedVolumeDemotion/ForceDemoted PersistentVolume pvc-1",
-    "Warning ForcedVolumeDemotion/ForceDemoted PersistentVolumeClaim default/data",
+    "Warning VolumeWithoutQuorum/ForcedVolumeDemotion PersistentVolume pvc-1",
+    "Warning VolumeWithoutQuorum/ForcedVolumeDemotion PersistentVolumeClaim default/data",
   ]);
   assert.equal(demote.events[1].regarding.uid, "uid-pvc-data");
+  // No VolumeAttachment of pvc-1 on node-a in this snapshot: nothing related.
+  assert.equal(demote.events[0].related, undefined);
+});
+
+Deno.test("suspended demotion: with no local pod the reason says so", () => {
+  const resource = drbdResource("pvc-1", {
+    role: "Primary",
+    mayPromote: false,
+    suspended: { ...none, quorum: true },
+    devices: [device({ quorum: false, open: true })],
+  });
+  const s = snapshot({ drbd: sample([resource]), localPods: [], persistentVolumes: [pv("pvc-1")] });
+  const m = memory({ suspendedSince: { "pvc-1": T0 - 5_000 } });
+  const [demote] = decide(s, m, options({ disableNodeTaints: true }), T0).plan;
+  assert.ok(demote.kind === "force-demote");
+  assert.match(demote.reason, /for 5s and no local pod uses it, so it is demoted by force/);
+});
+
+Deno.test("suspended demotion: events relate to this node's VolumeAttachment", () => {
+  const resource = drbdResource("pvc-1", {
+    role: "Primary",
+    mayPromote: false,
+    suspended: { ...none, quorum: true },
+    devices: [device({ quorum: false, open: true })],
+  });
+  const s = snapshot({
+    drbd: sample([resource]),
+    localPods: [],
+    persistentVolumes: [pv("pvc-1")],
+    volumeAttachments: [va("csi-b", "pvc-1", "node-b"), va("csi-a", "pvc-1", "node-a")],
+  });
+  const m = memory({ suspendedSince: { "pvc-1": T0 - 5_000 } });
+  const [demote] = decide(s, m, options({ disableNodeTaints: true }), T0).plan;
+  assert.deepEqual(demote.events.map((e) => [e.regarding.kind, e.related?.name]), [
+    ["PersistentVolume", "csi-a"],
+    ["PersistentVolumeClaim", "csi-a"],
+  ]);
 });

@@ -13,7 +13,12 @@ import { SimCluster } from "../sim/cluster.ts";
 import type { Change, KubeObject } from "../sim/apiserver/mod.ts";
 import { formatTimeline } from "../sim/timeline.ts";
 import { waitFor } from "../helpers.ts";
-import { eventReason, lostQuorumTaintKey, reportingController } from "../../lib/names.ts";
+import {
+  eventAction,
+  eventReason,
+  lostQuorumTaintKey,
+  reportingController,
+} from "../../lib/names.ts";
 
 // deno-lint-ignore no-explicit-any
 type Obj = any;
@@ -28,13 +33,24 @@ const agentArgs = [
   "1s",
 ];
 
-/** ha-controller's Events (events.k8s.io/v1) with `reason` about the object named `about`. */
-function agentEvents(cluster: SimCluster, of: { reason: string; about: string }): Obj[] {
+/**
+ * ha-controller's Events (events.k8s.io/v1) with `reason` (and `action`, if
+ * given) about the object named `about`.
+ */
+function agentEvents(
+  cluster: SimCluster,
+  of: { reason: string; action?: string; about: string },
+): Obj[] {
   return cluster.server.list("events.k8s.io/events").filter((e: Obj) =>
     e.reportingController === reportingController && e.reason === of.reason &&
-    e.regarding?.name === of.about
+    (of.action === undefined || e.action === of.action) && e.regarding?.name === of.about
   );
 }
+
+const demotion = {
+  reason: eventReason.volumeWithoutQuorum,
+  action: eventAction.forcedVolumeDemotion,
+};
 
 function taintKeys(cluster: SimCluster, node: string): string[] {
   const obj: Obj = cluster.server.get("nodes", undefined, node);
@@ -165,16 +181,13 @@ Deno.test("partition: a Ready node cut off from DRBD has its pod evicted, its Pr
     }
     await waitFor(
       () =>
-        agentEvents(cluster, { reason: eventReason.forcedVolumeDemotion, about: "data-web-0" })
+        agentEvents(cluster, { ...demotion, about: "data-web-0" })
           .length === 1,
       10_000,
       "ForcedVolumeDemotion Events about the PV and the claim",
     );
     for (const name of [resource, "data-web-0"]) {
-      const demotions = agentEvents(cluster, {
-        reason: eventReason.forcedVolumeDemotion,
-        about: name,
-      });
+      const demotions = agentEvents(cluster, { ...demotion, about: name });
       assert.equal(demotions.length, 1, `ForcedVolumeDemotion Events about ${name}`);
       assert.equal(demotions[0].reportingInstance, `ha-controller-${node}`);
     }

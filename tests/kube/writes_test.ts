@@ -240,16 +240,29 @@ Deno.test("recordEvent writes an events.k8s.io/v1 Event the server accepts", asy
       reason: "NodeStorageQuorumLost",
       action: "TaintedNode",
       note: "Tainted node because some volumes have lost quorum",
+      related: {
+        kind: "VolumeAttachment",
+        apiVersion: "storage.k8s.io/v1",
+        namespace: undefined,
+        name: "csi-123",
+        uid: "u-va",
+      },
     }, Date.UTC(2026, 10, 25, 2, 59, 0, 123));
     const events = t.server.list("events.k8s.io/events") as Obj[];
     assert.equal(events.length, 1);
     const e = events[0];
     assert.equal(e.eventTime, "2026-11-25T02:59:00.123000Z");
-    assert.equal(e.reportingController, "drbd.linbit.com/ha-controller");
+    assert.equal(e.reportingController, "linstor.linbit.com/HighAvailabilityController");
     assert.equal(e.reportingInstance, "ha-controller-node-a");
     assert.equal(e.reason, "NodeStorageQuorumLost");
     assert.equal(e.action, "TaintedNode");
     assert.equal(e.regarding.name, "node-b");
+    assert.deepEqual(e.related, {
+      kind: "VolumeAttachment",
+      apiVersion: "storage.k8s.io/v1",
+      name: "csi-123",
+      uid: "u-va",
+    });
   } finally {
     await t.close();
   }
