@@ -243,10 +243,12 @@ const specsByName: ReadonlyMap<string, FlagSpec> = new Map(
  *   command, an extra argument, `--output` without `status`, or a missing node name.
  */
 export function parseCommandLine(
-  args: string[],
+  givenArgs: string[],
   env: Record<string, string | undefined>,
 ): ParsedCommand {
+  const args = upstreamSpellings(givenArgs);
   rejectSingleDashLongFlags(args);
+  rejectConnectionFlags(args);
 
   const parseOptions: Record<string, { type: "string" | "boolean"; short?: string }> = {
     help: { type: "boolean", short: "h" },
@@ -288,6 +290,11 @@ export function parseCommandLine(
           `unexpected argument "${token.value}" after the command ${command}` +
             boolValueHint(previousBoolFlag, token.value),
         );
+      }
+      if (token.value === upstreamCommand) {
+        command = "run";
+        previousBoolFlag = undefined;
+        continue;
       }
       if (token.value !== "run" && token.value !== "status") {
         throw new UsageError(
@@ -353,6 +360,64 @@ export function parseCommandLine(
     );
   }
   return { command: chosen, options, output };
+}
+
+/**
+ * The upstream HA controller's image runs `/agent [flags]`: a DaemonSet
+ * written for it (the Piraeus Operator's, its Helm chart's) passes `/agent`
+ * as the first argument, which reaches this program as a command. It means
+ * `run`.
+ */
+export const upstreamCommand = "/agent";
+
+/**
+ * The upstream agent's verbosity flag also takes one dash (`-v=1`, `-v 1`,
+ * klog's spelling); here it is `--v`. Nothing after `--` is touched.
+ */
+function upstreamSpellings(args: string[]): string[] {
+  const end = args.indexOf("--");
+  return args.map((arg, i) => {
+    if (end !== -1 && i > end) return arg;
+    if (arg === "-v" || arg.startsWith("-v=")) return `-${arg}`;
+    if (/^-v\d+$/.test(arg)) return `--v=${arg.slice(2)}`;
+    return arg;
+  });
+}
+
+/**
+ * kubectl-style connection flags the upstream agent accepts (client-go's
+ * genericclioptions) and this one does not: it reads a kubeconfig's current
+ * context (`--kubeconfig`) or the in-cluster configuration.
+ */
+const connectionFlags = new Set([
+  "as",
+  "as-group",
+  "as-uid",
+  "cache-dir",
+  "certificate-authority",
+  "client-certificate",
+  "client-key",
+  "cluster",
+  "context",
+  "disable-compression",
+  "insecure-skip-tls-verify",
+  "namespace",
+  "server",
+  "tls-server-name",
+  "token",
+  "user",
+]);
+
+function rejectConnectionFlags(args: string[]): void {
+  for (const arg of args) {
+    if (arg === "--") return;
+    const match = /^--([a-z-]+)(=.*)?$/.exec(arg);
+    if (match === null || !connectionFlags.has(match[1])) continue;
+    throw new UsageError(
+      `unsupported flag ${arg.replace(/=.*/, "")}: the connection comes from --kubeconfig ` +
+        "(its current context) or the in-cluster service account",
+    );
+  }
 }
 
 /** Go programs accept `-flag`; say how to write it here instead of "unknown flag -n". */
@@ -449,6 +514,7 @@ export function helpText(): string {
     "Usage:",
     "  ha-controller [run] [flags]      Run the agent on this node (the default command)",
     "  ha-controller status [flags]     Print this node's DRBD resources and the agent's plan, once",
+    "  ha-controller /agent [flags]     The same as run: the upstream HA controller's command line",
     "  ha-controller --version          Print the version",
     "  ha-controller --help             Print this help (also -h)",
     "",
@@ -457,5 +523,6 @@ export function helpText(): string {
     "",
     "Durations are written like 500ms, 5s, 1m0s or 1h2m3.5s. Boolean flags take no value,",
     "or =true or =false. Values follow the flag as --flag=value or --flag value.",
+    "The upstream HA controller's -v N, -v=N and -vN set the log verbosity too.",
   ].join("\n");
 }

@@ -173,14 +173,35 @@ Deno.test("--help and -h ask for help, even without a node name", () => {
   assert.equal(parseCommandLine(["--help=false"], env).command, "run");
 });
 
+Deno.test("the upstream agent's command line: /agent first, -v in every klog spelling", () => {
+  for (const args of [["/agent", "-v=3"], ["/agent", "-v", "3"], ["-v3", "/agent"], ["--v=3"]]) {
+    const parsed = parseRun(args);
+    assert.equal(parsed.command, "run", JSON.stringify(args));
+    assert.equal(parsed.options.v, 3, JSON.stringify(args));
+  }
+  // After "--" nothing is rewritten: a lone -v there is an extra argument.
+  assertUsageError(["/agent", "--", "-v"], 'unexpected argument "-v" after the command run');
+});
+
 Deno.test("every mistake is a UsageError with one clear line", () => {
   const cases: [string[], string][] = [
     [["--foo"], "unknown flag --foo"],
     [["--foo=bar"], "unknown flag --foo"],
     [["-x"], "unknown flag -x"],
     [["-hx"], "unknown flag -x"],
-    [["-v"], "unknown flag -v: did you mean --v?"],
-    [["-v=2"], "unknown flag -v: did you mean --v?"],
+    [["-v"], "missing value for flag --v: expected a whole number of 0 or more"],
+    [["-v=x"], 'invalid value "x" for flag --v: expected a whole number of 0 or more'],
+    [
+      ["--context=prod"],
+      "unsupported flag --context: the connection comes from --kubeconfig " +
+      "(its current context) or the in-cluster service account",
+    ],
+    [
+      ["--server", "https://x"],
+      "unsupported flag --server: the connection comes from " +
+      "--kubeconfig (its current context) or the in-cluster service account",
+    ],
+    [["/agent", "status"], 'unexpected argument "status" after the command run'],
     [["-node-name=a"], "unknown flag -node-name: did you mean --node-name?"],
     [["-dry-run"], "unknown flag -dry-run: did you mean --dry-run?"],
     [["start"], 'unknown command "start": expected run or status'],

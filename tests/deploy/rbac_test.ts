@@ -210,6 +210,67 @@ Deno.test(
   },
 );
 
+/**
+ * The rules of the Piraeus Operator's ClusterRole for the upstream agent
+ * (piraeusdatastore/piraeus-operator pkg/resources/cluster/ha-controller/rbac.yaml
+ * at 9528aa5fc740c65a5b561047e91fdd1b432813c9), OpenShift's SCC rule left out;
+ * it has no Role for kubelet Leases.
+ */
+const operatorClusterRoleRules: Rule[] = [
+  { apiGroups: [""], resources: ["pods"], verbs: ["get", "list", "watch", "delete"] },
+  { apiGroups: ["events.k8s.io"], resources: ["events"], verbs: ["create", "patch"] },
+  { apiGroups: [""], resources: ["pods/eviction"], verbs: ["create"] },
+  {
+    apiGroups: [""],
+    resources: ["nodes"],
+    verbs: ["get", "list", "watch", "patch", "update"],
+  },
+  { apiGroups: [""], resources: ["persistentvolumes"], verbs: ["get", "list", "watch"] },
+  {
+    apiGroups: ["storage.k8s.io"],
+    resources: ["volumeattachments"],
+    verbs: ["get", "list", "watch", "delete"],
+  },
+];
+
+Deno.test(
+  "RBAC: with the Piraeus Operator's ClusterRole for the upstream agent (no Lease Role), a crashed node still fails over; only Lease reads are refused",
+  async () => {
+    const manifests = (await renderKustomize())
+      .filter((m) => !(m.kind === "Role" || m.kind === "RoleBinding"))
+      .map((m) => m.kind === "ClusterRole" ? { ...m, rules: operatorClusterRoleRules } : m);
+    const cluster = await startCluster(manifests, {
+      // The node controller marks the crashed node NotReady sooner than its
+      // default 50 s, so that the graceful eviction (the Lease is unreadable:
+      // the node counts as responsive while Ready) turns into a force-delete.
+      constants: { nodeMonitorGracePeriod: 15_000 },
+    });
+    try {
+      cluster.deployStatefulSet("web");
+      await cluster.waitForRunningPod("web-0");
+      const before = placement(cluster);
+      await cluster.crash(before.node);
+      const newNode = await cluster.waitForRunningPod("web-0", {
+        notOn: before.node,
+        timeoutMs: 90_000,
+      });
+      assert.notEqual(newNode, before.node);
+      assert.equal(
+        cluster.server.get("volumeattachments", undefined, before.attachment),
+        undefined,
+      );
+      assert.deepEqual(
+        [...new Set(cluster.server.forbidden().map(refused))],
+        ["get coordination.k8s.io/leases"],
+        "the agents read the lost node's Lease, are refused, and fall back to its Ready condition",
+      );
+      assert.deepEqual(cluster.controllers.errors, []);
+    } finally {
+      await cluster.stop();
+    }
+  },
+);
+
 Deno.test(
   "RBAC: every verb of every rule is needed; without it the agent is refused exactly that",
   async (t) => {

@@ -103,6 +103,13 @@ export interface SpawnAgentOptions {
   /** Further agent flags. */
   args?: string[];
   /**
+   * Arguments placed first, right after `main.ts` (a DaemonSet's `args`
+   * as written for the upstream agent, for example).
+   */
+  leadingArgs?: string[];
+  /** Give the node name as NODE_NAME in the environment, not as `--node-name`. */
+  nodeNameFromEnv?: boolean;
+  /**
    * A program and its arguments that run `deno` (for example `unshare ... sh -c
    * '...; exec "$@"' sh`); it must exec, so that the child's PID is the agent's.
    */
@@ -129,15 +136,15 @@ export async function spawnAgent(options: SpawnAgentOptions): Promise<AgentProce
       "run",
       ...flags,
       `${repo}main.ts`,
-      "--node-name",
-      options.node,
+      ...(options.leadingArgs ?? []),
+      ...(options.nodeNameFromEnv ? [] : ["--node-name", options.node]),
       ...(options.kubeconfig === undefined ? [] : ["--kubeconfig", options.kubeconfig]),
       "--health-bind-address",
       `127.0.0.1:${healthPort}`,
       ...(options.args ?? []),
     ],
     cwd: repo,
-    env: options.env,
+    env: options.nodeNameFromEnv ? { ...options.env, NODE_NAME: options.node } : options.env,
     stdout: "piped",
     stderr: "piped",
     stdin: "null",
