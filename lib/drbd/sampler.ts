@@ -52,6 +52,13 @@ import { type Log, logger } from "../log.ts";
 /** The message of a sample whose availability is `not-loaded`. */
 export const NOT_LOADED_MESSAGE = "DRBD not loaded: nothing to watch";
 
+/**
+ * drbdsetup says the same when the module is loaded but DRBD 9.1 or older
+ * hides its netlink family from the pod's network namespace.
+ */
+export const NOT_LOADED_HINT = "if the module is loaded, it may be DRBD 9.1 or older, which " +
+  "answers only in the host's network namespace: run the pod with hostNetwork";
+
 /** Arguments of the long-running stream. */
 export const EVENTS2_STREAM_ARGS: readonly string[] = Object.freeze(["events2"]);
 /** Arguments of the one-shot state dump. */
@@ -610,7 +617,10 @@ export class DrbdSampler {
     this.#live = undefined;
     this.#unreadable = undefined;
     if (!was) {
-      this.#log.warn(`${NOT_LOADED_MESSAGE}; checking again every ${this.#intervalMs} ms`);
+      this.#log.warn(
+        `${NOT_LOADED_MESSAGE}; checking again every ${this.#intervalMs} ms ` +
+          `(${NOT_LOADED_HINT})`,
+      );
       this.#notify();
     }
     if (this.#process !== undefined) {

@@ -195,6 +195,17 @@ Deno.test("dry-run and the PodMonitor: the helm values and the kustomize compone
   assert.deepEqual(view, agentView(kustomize));
 });
 
+Deno.test("hostNetwork: off by default in both; the helm value and the kustomize component agree", async () => {
+  const [helmDefault, helm, kustomize] = await Promise.all([
+    renderHelm(),
+    renderHelm({ hostNetwork: true }),
+    renderOverlay(["host-network"]),
+  ]);
+  assert.equal(agentView(helmDefault).pod.hostNetwork, undefined);
+  assert.equal(agentView(helm).pod.hostNetwork, true);
+  assert.deepEqual(agentView(helm), agentView(kustomize));
+});
+
 /** One value of values.yaml, changed, and what values.yaml says the rendered chart then shows. */
 interface ValueCase {
   /** Values the comparison starts from (default: none over the chart's defaults). */
@@ -371,6 +382,14 @@ const valueCases: Record<string, ValueCase> = {
       // The selector never changes after install: extra labels stay out of it.
       assert.equal(agentPod(m).selector.team, undefined);
     },
+  },
+  hostNetwork: {
+    change: { hostNetwork: true },
+    check: (m) =>
+      assert.deepEqual(
+        [agentPod(m).pod.hostNetwork, agentPod(m).pod.dnsPolicy],
+        [true, "ClusterFirstWithHostNet"],
+      ),
   },
   priorityClassName: {
     change: { priorityClassName: "" },

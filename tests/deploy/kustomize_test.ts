@@ -53,7 +53,9 @@ Deno.test("kubectl kustomize renders the namespace, RBAC and DaemonSet", async (
   const { spec, container } = agentContainer(manifests);
   assert.equal(spec.serviceAccountName, "ha-controller");
   assert.equal(spec.priorityClassName, "system-node-critical");
-  assert.equal(spec.hostNetwork, true);
+  // DRBD 9.2 and later answer in the pod's network namespace.
+  assert.equal(spec.hostNetwork, undefined);
+  assert.equal(spec.dnsPolicy, undefined);
   assert.equal(container.image, "ghcr.io/example/ha-controller:0.1.0");
   assert.deepEqual(container.env, [
     { name: "NODE_NAME", valueFrom: { fieldRef: { fieldPath: "spec.nodeName" } } },
@@ -134,5 +136,10 @@ Deno.test("the components add a PodMonitor for /metrics and --dry-run", async ()
       p.name === "metrics" && p.containerPort === 8000
     ),
   );
-  assert.equal(spec.hostNetwork, true);
+  assert.equal(spec.hostNetwork, undefined);
+});
+
+Deno.test("the host-network component puts the pod in the host's network namespace", async () => {
+  const { spec } = agentContainer(await renderOverlay(["host-network"]));
+  assert.deepEqual([spec.hostNetwork, spec.dnsPolicy], [true, "ClusterFirstWithHostNet"]);
 });
