@@ -28,10 +28,29 @@ interface RawNode {
   spec?: { taints?: Taint[] };
 }
 
+/**
+ * How long an Event stays open for repeats: client-go's events library
+ * (k8s.io/client-go/tools/events, event_broadcaster.go `finishTime`) ends a
+ * series that saw no repeat for 6 minutes; a later repeat starts a new Event.
+ */
+export const eventSeriesWindowMs = 6 * 60_000;
+
+/** An Event this agent created, open for repeats. */
+interface RecordedEvent {
+  namespace: string;
+  name: string;
+  /** Occurrences so far (1 until the first repeat). */
+  count: number;
+  /** When it was last seen, ms. */
+  lastAt: number;
+}
+
 /** Writes to the Kubernetes API. */
 export class KubeWriter {
   readonly #client: KubeClient;
   readonly #reportingInstance: string;
+  /** Open Events by {@linkcode eventKey}. */
+  readonly #events = new Map<string, RecordedEvent>();
 
   /** `reportingInstance` of Events is derived from the node name. */
   constructor(client: KubeClient, nodeName: string) {
@@ -160,10 +179,22 @@ export class KubeWriter {
    * Record an events.k8s.io/v1 Event. The server picks the name (from
    * `<regarding>.` plus a random suffix), so two Events about one object in
    * the same millisecond do not collide.
+   *
+   * A repeat of an Event (same type, reason, action, regarding and related;
+   * the note may differ) within {@linkcode eventSeriesWindowMs} of its last
+   * occurrence is not a new Event: the existing one gets an EventSeries
+   * (`series.count`, `series.lastObservedTime`), as client-go's recorder
+   * does. If that Event is gone (expired, deleted), a new one is created.
    */
   async recordEvent(event: EventSpec, now: number): Promise<void> {
+    for (const [key, open] of this.#events) {
+      if (now - open.lastAt >= eventSeriesWindowMs) this.#events.delete(key);
+    }
+    const key = eventKey(event);
+    const open = this.#events.get(key);
+    if (open !== undefined && await this.#repeat(open, now)) return;
     const namespace = event.regarding.namespace ?? "default";
-    await this.#client.request(
+    const created = await this.#client.request<{ metadata?: { name?: string } }>(
       "create",
       "POST",
       `/apis/events.k8s.io/v1/namespaces/${encodeURIComponent(namespace)}/events`,
@@ -184,7 +215,46 @@ export class KubeWriter {
         },
       },
     );
+    const name = created?.metadata?.name;
+    if (typeof name === "string") this.#events.set(key, { namespace, name, count: 1, lastAt: now });
   }
+
+  /** Count a repeat on the open Event; false when it is gone (create a new one). */
+  async #repeat(open: RecordedEvent, now: number): Promise<boolean> {
+    const count = open.count + 1;
+    try {
+      await this.#client.request(
+        "patch",
+        "PATCH",
+        `/apis/events.k8s.io/v1/namespaces/${encodeURIComponent(open.namespace)}/events/${
+          encodeURIComponent(open.name)
+        }`,
+        {
+          contentType: "application/merge-patch+json",
+          body: { series: { count, lastObservedTime: microTime(now) } },
+        },
+      );
+    } catch (err) {
+      if (isNotFound(err)) return false;
+      throw err;
+    }
+    open.count = count;
+    open.lastAt = now;
+    return true;
+  }
+}
+
+/** What makes two Events the same occurrence (client-go's `getKey`, plus the type). */
+function eventKey(event: EventSpec): string {
+  const target = (t: EventSpec["regarding"] | undefined) =>
+    t === undefined ? null : [t.kind, t.apiVersion, t.namespace ?? "", t.name, t.uid ?? ""];
+  return JSON.stringify([
+    event.type,
+    event.reason,
+    event.action,
+    target(event.regarding),
+    target(event.related),
+  ]);
 }
 
 /** An RFC 3339 time with exactly six fractional digits, as MicroTime requires. */

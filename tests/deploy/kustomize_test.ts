@@ -19,7 +19,7 @@ const expectedClusterRules = [
   { apiGroups: [""], resources: ["persistentvolumes"], verbs: ["list", "watch"] },
   { apiGroups: [""], resources: ["pods"], verbs: ["delete", "list", "watch"] },
   { apiGroups: [""], resources: ["pods/eviction"], verbs: ["create"] },
-  { apiGroups: ["events.k8s.io"], resources: ["events"], verbs: ["create"] },
+  { apiGroups: ["events.k8s.io"], resources: ["events"], verbs: ["create", "patch"] },
   {
     apiGroups: ["storage.k8s.io"],
     resources: ["volumeattachments"],

@@ -14,6 +14,8 @@ import { podClaims, taintsOf } from "../sim/controllers/kube_util.ts";
 import { waitFor } from "../helpers.ts";
 import { metricValue } from "../agent/harness.ts";
 import { lostQuorumTaintKey } from "../../lib/names.ts";
+import { KubeClient } from "../../lib/kube/client.ts";
+import { KubeWriter } from "../../lib/kube/writes.ts";
 import { type Manifest, only, renderKustomize, type Rule, rulesOf } from "./manifests.ts";
 
 const rbacKinds = ["ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding"];
@@ -439,6 +441,45 @@ Deno.test(
           }
         },
       );
+
+      await t.step("events: a repeat of an Event needs patch on events", async () => {
+        // The agents' own writer, as their ServiceAccount: the first Event is
+        // created, its repeat counts up the Event's series with a patch.
+        const account = only(manifests, "ServiceAccount");
+        const kubeconfig = await server.kubeconfigFor(
+          account.metadata.namespace!,
+          account.metadata.name,
+        );
+        const client = await KubeClient.connect({ kubeconfig, requestTimeoutMs: 5_000 });
+        try {
+          const writer = new KubeWriter(client, quiet);
+          const node = server.get("nodes", undefined, quiet)!;
+          const event = {
+            regarding: {
+              kind: "Node",
+              apiVersion: "v1",
+              namespace: undefined,
+              name: quiet,
+              uid: node.metadata.uid!,
+            },
+            type: "Normal" as const,
+            reason: "RbacProof",
+            action: "Repeated",
+            note: "an Event recorded twice",
+          };
+          await without("patch events.k8s.io/events", async () => {
+            await writer.recordEvent(event, Date.now());
+            await assert.rejects(writer.recordEvent(event, Date.now() + 1_000), /forbidden/i);
+          });
+          setRoles(server, manifests);
+          await writer.recordEvent(event, Date.now() + 2_000);
+          const recorded = server.list("events.k8s.io/events")
+            .filter((e) => e.reason === "RbacProof");
+          assert.deepEqual(recorded.map((e) => pathString(e, "series.count")), ["2"]);
+        } finally {
+          client.close();
+        }
+      });
 
       await t.step("force-io: the own pod's eviction needs pods/eviction", async () => {
         await without("create pods/eviction", async () => {

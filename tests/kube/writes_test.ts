@@ -309,3 +309,58 @@ Deno.test("microTime has exactly six fractional digits", () => {
   assert.equal(microTime(0), "1970-01-01T00:00:00.000000Z");
   assert.match(microTime(Date.now()), /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$/);
 });
+
+/** A Warning Event about node-b (the note may vary between repeats). */
+function nodeEvent(note = "Tainted"): Parameters<KubeWriter["recordEvent"]>[0] {
+  return {
+    regarding: { kind: "Node", apiVersion: "v1", namespace: undefined, name: "node-b", uid: "u" },
+    type: "Warning",
+    reason: "NodeStorageQuorumLost",
+    action: "TaintedNode",
+    note,
+  };
+}
+
+Deno.test("a repeated Event becomes an EventSeries on the first one; after 6 minutes a new Event", async () => {
+  const t = await setup();
+  try {
+    const t0 = Date.UTC(2026, 11, 7, 1, 0, 0);
+    await t.writer.recordEvent(nodeEvent("first"), t0);
+    await t.writer.recordEvent(nodeEvent("second"), t0 + 60_000);
+    await t.writer.recordEvent(nodeEvent("third"), t0 + 120_000);
+    let events = t.server.list("events.k8s.io/events") as Obj[];
+    assert.equal(events.length, 1, "repeats within the window make no new Event");
+    assert.deepEqual(events[0].series, { count: 3, lastObservedTime: microTime(t0 + 120_000) });
+    assert.equal(events[0].note, "first");
+    const patches = t.server.requests.filter((r) => r.method === "PATCH");
+    assert.equal(patches.length, 2);
+
+    // Another action on the same node is another Event.
+    await t.writer.recordEvent({ ...nodeEvent(), action: "UntaintedNode" }, t0 + 130_000);
+    // 6 minutes after the last repeat the series is over: a new Event.
+    await t.writer.recordEvent(nodeEvent("later"), t0 + 120_000 + 6 * 60_000);
+    events = t.server.list("events.k8s.io/events") as Obj[];
+    assert.deepEqual(events.map((e) => [e.action, e.note, e.series?.count]).sort(), [
+      ["TaintedNode", "first", 3],
+      ["TaintedNode", "later", undefined],
+      ["UntaintedNode", "Tainted", undefined],
+    ]);
+  } finally {
+    await t.close();
+  }
+});
+
+Deno.test("a repeat of an Event that is gone creates a new Event", async () => {
+  const t = await setup();
+  try {
+    const t0 = Date.UTC(2026, 11, 7, 1, 0, 0);
+    await t.writer.recordEvent(nodeEvent("first"), t0);
+    const [first] = t.server.list("events.k8s.io/events") as Obj[];
+    t.server.delete("events.k8s.io/events", first.metadata.namespace, first.metadata.name);
+    await t.writer.recordEvent(nodeEvent("again"), t0 + 1_000);
+    const events = t.server.list("events.k8s.io/events") as Obj[];
+    assert.deepEqual(events.map((e) => [e.note, e.series]), [["again", undefined]]);
+  } finally {
+    await t.close();
+  }
+});
