@@ -35,7 +35,7 @@ import {
   volumeAttachmentTarget,
   warningEvent,
 } from "./events.ts";
-import { failOverDelay } from "./protection.ts";
+import { failOverDelay, failOverStaggerMs } from "./protection.ts";
 import {
   type Action,
   failOverKey,
@@ -157,6 +157,29 @@ export function peerNodes(
   return peers;
 }
 
+/**
+ * How many other agents go first when this node's agent fails a lost peer
+ * of `resource` over: the peers still Connected to this node (they see the
+ * same loss and may act on it), by node name, that sort before this node.
+ * Each waits `failOverStaggerMs` per agent before it, then decides again on
+ * what the earlier ones did. A peer whose agent does not act only delays
+ * the later ones by that much.
+ */
+export function failOverRank(
+  resource: DrbdResource,
+  snapshot: Pick<Snapshot, "nodeName" | "satellitePods">,
+): number {
+  const before = new Set<string>();
+  for (const connection of resource.connections) {
+    if (!isConnected(connection)) continue;
+    const mapped = nodeOfConnection(connection.name, snapshot.satellitePods);
+    if (mapped.known && mapped.node !== snapshot.nodeName && mapped.node < snapshot.nodeName) {
+      before.add(mapped.node);
+    }
+  }
+  return before.size;
+}
+
 function isConnected(connection: DrbdConnection): boolean {
   return connection.connectionState === "Connected";
 }
@@ -270,12 +293,18 @@ function judgePeer(
   const started = record !== undefined && record.lastAt >= since + ctx.options.failOverTimeout;
   if (!started) {
     const count = record?.count ?? 0;
-    const delay = failOverDelay(count, ctx.options);
+    const rank = failOverRank(view.resource, ctx.snapshot);
+    const delay = failOverDelay(count, ctx.options) + rank * failOverStaggerMs;
     if (elapsed < delay) {
       const backoff = count > 0 ? ` (backoff after ${count} fail-over${count > 1 ? "s" : ""})` : "";
+      const turn = rank > 0
+        ? ` (after the agent${rank > 1 ? "s" : ""} of ${rank} connected peer${
+          rank > 1 ? "s" : ""
+        } before this node)`
+        : "";
       return noted(
         `waiting ${formatElapsed(elapsed)} of ${formatDuration(delay)} ` +
-          `before failing over ${node.name}${backoff}`,
+          `before failing over ${node.name}${backoff}${turn}`,
       );
     }
     if (ctx.acting) ctx.next.failOvers.set(resource, { count: count + 1, lastAt: ctx.now });
@@ -316,7 +345,9 @@ function judgePeer(
   for (const va of attachments) {
     // A pod that is left alone keeps its volume: detaching it would take
     // the storage from under a pod nobody replaces.
-    if (leftAlone.length > 0) {
+    if (va.deleting) {
+      skipped.push(`VolumeAttachment ${va.name} already being deleted`);
+    } else if (leftAlone.length > 0) {
       skipped.push(`keep VolumeAttachment ${va.name}: still used by ${leftAlone.join(", ")}`);
     } else {
       actions.push(detach(va, situation));

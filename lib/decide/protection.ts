@@ -27,6 +27,13 @@ export const maxFailOverDelay = 5 * 60_000;
  */
 export const failOverBackoffReset = 10 * maxFailOverDelay;
 
+/**
+ * Extra wait per agent that ranks before this one for the same lost peer
+ * (see `failOverRank`): the first acts at once, the others find its actions
+ * done when their turn comes and do not repeat them or their Events.
+ */
+export const failOverStaggerMs = 2_000;
+
 /** Wait before failing over a resource that already failed over `count` times. */
 export function failOverDelay(count: number, options: Options): number {
   const doubled = options.failOverTimeout * 2 ** count;

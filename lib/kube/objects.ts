@@ -140,6 +140,8 @@ export interface VolumeAttachmentInfo {
   persistentVolumeName: string | undefined;
   /** CSI driver that attaches it. */
   attacher: string;
+  /** Deletion was requested (a finalizer holds it until the attacher detaches). */
+  deleting: boolean;
 }
 
 /**
@@ -304,6 +306,8 @@ export function slimVolumeAttachment(
     nodeName: share(nodeName),
     persistentVolumeName: va.spec?.source?.persistentVolumeName,
     attacher: share(va.spec?.attacher ?? ""),
+    deleting: va.metadata?.deletionTimestamp !== undefined &&
+      va.metadata.deletionTimestamp !== null,
   };
 }
 

@@ -197,6 +197,7 @@ function volumeAttachments(list: Placement[]): VolumeAttachmentInfo[] {
     nodeName: p.podNode!,
     persistentVolumeName: p.name,
     attacher: linstorCsiDriver,
+    deleting: false,
   }));
 }
 

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { decide } from "../../lib/decide/mod.ts";
+import { failOverRank } from "../../lib/decide/fail_over.ts";
 import type { Memory, Snapshot } from "../../lib/decide/types.ts";
 import type { Options } from "../../lib/options.ts";
 import { slimPersistentVolume } from "../../lib/kube/objects.ts";
@@ -954,3 +955,49 @@ for (const c of claimRefCases) {
     assert.deepEqual(summary(decision.plan), c.plan);
   });
 }
+
+Deno.test("fail-over rank: a connected peer that sorts first acts first; this agent waits its turn", () => {
+  // node-0 (sorts before node-a) and node-c are still Connected: node-0's agent goes first.
+  const resource = {
+    connections: [
+      connection("node-b", "Connecting"),
+      connection("node-0", "Connected"),
+      connection("node-c", "Connected"),
+    ],
+  };
+  const s = failOverScene({ resource });
+  assert.equal(failOverRank(s.drbd.resources[0], s), 1);
+  const early = decide(s, expired(), options(), T0);
+  assert.deepEqual(summary(early.plan), []);
+  assert.match(
+    early.verdicts[0].decision,
+    /waiting 5s of 7s before failing over node-b \(after the agent of 1 connected peer before this node\)/,
+  );
+  const turn = memory({ failOverSince: { "pvc-1/node-b": T0 - 7_000 } });
+  assert.deepEqual(summary(decide(s, turn, options(), T0).plan), fullFailOver);
+
+  // Peers that are not Connected, or sort after this node, do not delay it.
+  const alone = failOverScene({
+    resource: {
+      connections: [connection("node-b", "Connecting"), connection("node-c", "Connected")],
+    },
+  });
+  assert.equal(failOverRank(alone.drbd.resources[0], alone), 0);
+  assert.deepEqual(summary(decide(alone, expired(), options(), T0).plan), fullFailOver);
+});
+
+Deno.test("fail-over: after an earlier agent's turn its actions are not repeated", () => {
+  // What node-0's agent did is visible: node-b tainted, the pod terminating
+  // (evicted from a Ready node), the VolumeAttachment being deleted.
+  const done = failOverScene({
+    peerNode: node("node-b", { taints: [{ key: lostQuorum, effect: "NoSchedule" }] }),
+    peerPods: [pod("app", { deletionTimestamp: "2027-01-15T08:00:00Z" })],
+    volumeAttachments: [{ ...va("csi-b", "pvc-1", "node-b"), deleting: true }],
+  });
+  const decision = decide(done, expired(), options(), T0);
+  assert.deepEqual(summary(decision.plan), []);
+  assert.match(
+    decision.verdicts[0].decision,
+    /node already tainted, skip pod default\/app: already terminating, VolumeAttachment csi-b already being deleted/,
+  );
+});

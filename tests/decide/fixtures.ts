@@ -166,6 +166,7 @@ export function va(name: string, pvName: string, nodeName: string): VolumeAttach
     nodeName,
     persistentVolumeName: pvName,
     attacher: linstorCsiDriver,
+    deleting: false,
   };
 }
 

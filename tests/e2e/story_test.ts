@@ -20,6 +20,8 @@ import {
   taintEffect,
 } from "../../lib/names.ts";
 import { defaultOptions } from "../../lib/options.ts";
+import { failOverStaggerMs } from "../../lib/decide/protection.ts";
+import { type AgentProcess, metricValue } from "../agent/harness.ts";
 
 /** The pod `web-0` with its node, uid and the VolumeAttachment of its volume there. */
 interface Placement {
@@ -69,6 +71,25 @@ function waitForMilestone(cluster: SimCluster, pattern: RegExp, timeoutMs: numbe
     () =>
       `a milestone matching ${pattern}; so far:\n${formatTimeline(cluster.timeline.milestones())}`,
   );
+}
+
+/** Wait for `count` decision cycles of `agent` that end after `until` (performance.now()). */
+async function cyclesAfter(agent: AgentProcess, count: number, until: number): Promise<void> {
+  let start: number | undefined;
+  await waitFor(
+    async () => {
+      if (performance.now() < until) return false;
+      const now = (await metricValue(agent, "ha_controller_loop_cycle_seconds_count")) ?? 0;
+      start ??= now;
+      return now >= start + count;
+    },
+    30_000,
+    () => `${count} more decision cycles (stderr:\n${agent.stderr()})`,
+  );
+}
+
+function fromAgents(request: RequestRecord): boolean {
+  return request.user?.startsWith("system:serviceaccount:") ?? false;
 }
 
 function bodyOf(request: RequestRecord): Record<string, unknown> {
@@ -148,9 +169,7 @@ Deno.test("with agents, a crashed node's StatefulSet pod runs on a survivor with
       vaDeletes.some(succeeded),
       "Expected a successful DELETE of the old VolumeAttachment",
     );
-    // Each survivor's agent deleted it at most once. Both may succeed: a
-    // second DELETE that arrives while the attacher still holds the first
-    // one's finalizer is answered 200 too, as in Kubernetes.
+    // Each survivor's agent deleted it at most once (below: only one did).
     for (const survivor of survivors) {
       const done = cluster.agent(survivor)!.stderr().split("\n")
         .filter((l) => l.includes(`did: delete volumeattachment ${vaName} `));
@@ -182,6 +201,37 @@ Deno.test("with agents, a crashed node's StatefulSet pod runs on a survivor with
               `${pathString(e, "reason")} on ${pathString(e, "involvedObject.name")}`
             ).join("\n")
           }`,
+      );
+    }
+
+    // Exactly one agent acted on the failure: the survivors rank by node
+    // name, the later one waits failOverStaggerMs more and then finds the
+    // work done. Counted after two decision cycles of every survivor past
+    // its turn.
+    const turnsOver = performance.now() + failOverStaggerMs;
+    await Promise.all(survivors.map((n) => cyclesAfter(cluster.agent(n)!, 2, turnsOver)));
+    const agentWrites = cluster.server.requests.filter((r) =>
+      fromAgents(r) && r.method !== "GET" && r.resource !== "events"
+    ).map((r) => `${r.method} ${r.resource}${r.subresource ? `/${r.subresource}` : ""} ${r.name}`);
+    assert.deepEqual(
+      agentWrites.filter((w) => !w.startsWith("PUT nodes")).sort(),
+      [`DELETE pods web-0`, `DELETE volumeattachments ${vaName}`].sort(),
+      "one removal of the pod and one of the VolumeAttachment, by one agent",
+    );
+    for (
+      const [reason, name] of [
+        [eventReason.nodeStorageQuorumLost, before.node],
+        [eventReason.volumeWithoutQuorum, "web-0"],
+        [eventReason.volumeWithoutQuorum, vaName],
+      ]
+    ) {
+      const recorded = events(cluster, reason, name).filter(fromAgent);
+      assert.equal(
+        recorded.length,
+        1,
+        `one ${reason} Event on ${name}, got from ${
+          recorded.map((e) => pathString(e, "reportingInstance")).join(", ")
+        }`,
       );
     }
 

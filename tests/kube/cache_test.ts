@@ -163,7 +163,13 @@ Deno.test("cache lists in pages of 500 (limit and continue) and keeps every page
     const lists = t.server.requests.filter((r) => r.verb === "list");
     assert.deepEqual(lists.map((r) => r.query.limit), ["500", "500", "500"]);
     assert.deepEqual(lists.map((r) => r.query.continue !== undefined), [false, true, true]);
-    // The watch starts at the list's resourceVersion and misses nothing after it.
+    // The watch starts at the list's resourceVersion and misses nothing after it
+    // (it is sent after the cache reports synced: wait for it on a loaded machine).
+    await waitFor(
+      () => t.server.requests.some((r) => r.verb === "watch"),
+      5_000,
+      "the watch request",
+    );
     const watch = t.server.requests.find((r) => r.verb === "watch")!;
     assert.equal(watch.query.resourceVersion, String(t.server.store.resourceVersion));
     t.server.create(pod("a-new"));
