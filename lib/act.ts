@@ -10,7 +10,7 @@
 import { type Action, actionKey, describeAction } from "./decide/types.ts";
 import { ApiError } from "./kube/client.ts";
 import { errorMessage } from "./errors.ts";
-import type { WriteOutcome } from "./kube/writes.ts";
+import { type WriteOutcome, WriteWithdrawn } from "./kube/writes.ts";
 import type { Log } from "./log.ts";
 import { type Clock, systemClock, type TimerId } from "./clock.ts";
 
@@ -33,8 +33,15 @@ export type ActionResult =
 
 /** What the executor needs from the edges. */
 export interface Actuators {
-  /** Add a taint (lib/kube/writes.ts). */
-  addTaint: (node: string, taint: { key: string; effect: string }) => Promise<WriteOutcome>;
+  /**
+   * Add a taint (lib/kube/writes.ts); `recheck` is asked again between
+   * reading the Node and writing it (a reason: throw `WriteWithdrawn`).
+   */
+  addTaint: (
+    node: string,
+    taint: { key: string; effect: string },
+    recheck?: () => string | undefined,
+  ) => Promise<WriteOutcome>;
   /** Remove a taint. */
   removeTaint: (node: string, taint: { key: string; effect: string }) => Promise<WriteOutcome>;
   /** Evict a pod. */
@@ -135,7 +142,7 @@ export class Executor {
       }
       const done = await Promise.all(run.map((action) => {
         const why = withdrawn(action);
-        if (why === undefined) return this.#one(action);
+        if (why === undefined) return this.#one(action, () => withdrawn(action));
         this.#opts.log.info(`not carrying out: ${describeAction(action)}: ${why}`, {
           reason: action.reason,
         });
@@ -152,7 +159,7 @@ export class Executor {
     return results;
   }
 
-  async #one(action: Action): Promise<ExecutedAction> {
+  async #one(action: Action, recheck: () => string | undefined): Promise<ExecutedAction> {
     const issuedAt = this.#clock.now();
     const text = describeAction(action);
     if (this.#opts.dryRun) {
@@ -166,7 +173,7 @@ export class Executor {
     }
     try {
       const outcome = await withTimeout(
-        this.#dispatch(action),
+        this.#dispatch(action, recheck),
         this.#opts.operationsTimeoutMs,
         text,
         this.#clock,
@@ -177,6 +184,10 @@ export class Executor {
       if (outcome === "done") await this.#recordEvents(action);
       return { action, result: outcome, issuedAt };
     } catch (err) {
+      if (err instanceof WriteWithdrawn) {
+        this.#opts.log.info(`not carrying out: ${text}: ${err.why}`, { reason: action.reason });
+        return { action, result: "withdrawn", issuedAt };
+      }
       const error = errorMessage(err);
       this.#opts.log.warn(`failed to ${text}: ${error}; will retry`, { reason: action.reason });
       const retryAfterSeconds = err instanceof ApiError ? err.retryAfterSeconds : undefined;
@@ -184,11 +195,11 @@ export class Executor {
     }
   }
 
-  #dispatch(action: Action): Promise<WriteOutcome> {
+  #dispatch(action: Action, recheck: () => string | undefined): Promise<WriteOutcome> {
     const a = this.#actuators;
     switch (action.kind) {
       case "taint-node":
-        return a.addTaint(action.node, action.taint);
+        return a.addTaint(action.node, action.taint, recheck);
       case "untaint-node":
         return a.removeTaint(action.node, action.taint);
       case "evict-pod":

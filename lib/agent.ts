@@ -231,7 +231,7 @@ export async function runAgent(
   });
   const writer = new KubeWriter(client, options.nodeName);
   const executor = new Executor({
-    addTaint: (node, taint) => writer.addTaint(node, taint),
+    addTaint: (node, taint, recheck) => writer.addTaint(node, taint, recheck),
     removeTaint: (node, taint) => writer.removeTaint(node, taint),
     evictPod: (pod, grace) => writer.evictPod(pod, grace),
     forceDeletePod: (pod) => writer.forceDeletePod(pod),

@@ -26,9 +26,9 @@ import type { Options } from "../options.ts";
 import type { DrbdSample } from "../drbd/model.ts";
 import { formatElapsed, type RuleContext } from "./context.ts";
 import { failOver, failOverAllowedByDrbd, failOverApplies, peerNodes } from "./fail_over.ts";
-import { lostQuorumTaint } from "./events.ts";
+import { hasTaint, lostQuorumTaint } from "./events.ts";
 import { forceIo } from "./force_io.ts";
-import { lacksQuorum, ownTaints } from "./own_taints.ts";
+import { lacksQuorum, ownTaints, peerNodesOf } from "./own_taints.ts";
 import {
   drbdIsFresh,
   failOverBackoffReset,
@@ -69,16 +69,25 @@ export {
  * fetch (pods by `fieldSelector=spec.nodeName=<node>`) before calling
  * `decide`: for every local resource the fail-over rule applies to, the
  * nodes none of whose connections is Connected (see `peerNodes`; a node
- * behind an ambiguous connection name is never fetched). Sorted, no
- * duplicates, never this node.
+ * behind an ambiguous connection name is never fetched); and, for the
+ * outage guard of the own lost-quorum taint, every peer node of the
+ * resources that lack quorum here, until this node carries that taint.
+ * Sorted, no duplicates, never this node.
  */
-export function peersToInspect(snapshot: Omit<Snapshot, "peers">, _options: Options): string[] {
+export function peersToInspect(snapshot: Omit<Snapshot, "peers">, options: Options): string[] {
   const nodes = new Set<string>();
   const index = new SnapshotIndex(snapshot);
   for (const resource of snapshot.drbd.resources) {
     const view = { resource, bindings: index.bindingsOf(resource.name) };
     if (!failOverApplies(view).applies) continue;
     for (const peer of peerNodes(resource, snapshot).lost) nodes.add(peer.node);
+  }
+  // The outage guard of the own lost-quorum taint reads the peers of the
+  // resources that lack quorum here, until this node is tainted.
+  const own = snapshot.ownNode;
+  if (!options.disableNodeTaints && own !== undefined && !hasTaint(own, lostQuorumTaint)) {
+    const lacking = snapshot.drbd.resources.filter(lacksQuorum);
+    for (const node of peerNodesOf(lacking, snapshot)) nodes.add(node);
   }
   return [...nodes].sort();
 }

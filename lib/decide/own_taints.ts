@@ -2,7 +2,10 @@
  * Own node taints: keep new pods off this node while it cannot serve DRBD
  * volumes. `lost-quorum` once a resource with a quorum policy has lacked
  * quorum for `failOverTimeout` (a resource that lacks quorum only briefly,
- * for example while it connects after creation, does not taint), removed
+ * for example while it connects after creation, does not taint), plus
+ * `failOverStaggerMs` per peer node of those resources whose name sorts
+ * first, and only while the outage guard allows it (see
+ * {@linkcode outageGuard}); removed
  * when every resource has quorum again and the quorum policy of every
  * resource is known (a resource whose configuration was not read yet may
  * lack quorum unseen, and a peer may have set the taint for it).
@@ -26,7 +29,9 @@ import {
   normalEvent,
   warningEvent,
 } from "./events.ts";
-import type { Action, EventSpec } from "./types.ts";
+import type { Action, EventSpec, Snapshot } from "./types.ts";
+import { failOverStaggerMs } from "./protection.ts";
+import { nodeOfConnection } from "./volumes.ts";
 
 /** Node-wide taint actions plus verdict notes per resource name. */
 export interface OwnTaintsOutcome {
@@ -41,6 +46,55 @@ export function lacksQuorum(resource: DrbdResource): boolean {
   return hasQuorumPolicy(resource) && resource.devices.some((d) => !d.quorum);
 }
 
+/**
+ * The peer nodes of `resources` (every connection mapped to its node, see
+ * `nodeOfConnection`; this node left out), sorted.
+ */
+export function peerNodesOf(
+  resources: DrbdResource[],
+  snapshot: Pick<Snapshot, "nodeName" | "satellitePods">,
+): string[] {
+  const nodes = new Set<string>();
+  for (const resource of resources) {
+    for (const connection of resource.connections) {
+      const mapped = nodeOfConnection(connection.name, snapshot.satellitePods);
+      const candidates = mapped.known ? [mapped.node] : mapped.candidates;
+      for (const node of candidates) if (node !== snapshot.nodeName) nodes.add(node);
+    }
+  }
+  return [...nodes].sort();
+}
+
+/**
+ * The whole-cluster outage guard. The own lost-quorum taint steers new pods
+ * to nodes that can serve the volume; when most nodes lose quorum at once
+ * (a full reboot, a switch failure) there is no such node, and tainting
+ * every node would keep every pod off every node, the storage stack's own
+ * pods (the LINSTOR controller, the satellites that would bring DRBD back)
+ * included, so the outage could not end (piraeus-operator PR #561). So this
+ * node is tainted only while fewer than half of the peer nodes of its
+ * quorum-less resources are themselves down: not Ready, tainted lost-quorum,
+ * or unreadable (in doubt a peer counts as down: not tainting is the safe
+ * side, DRBD's quorum keeps the data safe either way). With the stagger by
+ * node name, of nodes that lose quorum together the first taints itself and
+ * the others, seeing it tainted, hold back. Returns why it holds back, or
+ * undefined.
+ */
+export function outageGuard(
+  peers: string[],
+  snapshot: Pick<Snapshot, "peers">,
+): string | undefined {
+  if (peers.length === 0) return undefined;
+  const down = peers.filter((name) => {
+    const view = snapshot.peers.get(name);
+    if (view === undefined || !view.ok || view.node === null) return true;
+    return !view.node.ready || hasTaint(view.node, lostQuorumTaint);
+  });
+  if (2 * down.length < peers.length) return undefined;
+  return `outage guard: ${down.length} of ${peers.length} peer nodes (${down.join(", ")}) ` +
+    "are down or lost quorum too, so this node is not tainted";
+}
+
 /** Decide this node's lost-quorum and force-io-error taints. */
 export function ownTaints(resources: DrbdResource[], ctx: RuleContext): OwnTaintsOutcome {
   const notes = new Map<string, string[]>();
@@ -48,7 +102,9 @@ export function ownTaints(resources: DrbdResource[], ctx: RuleContext): OwnTaint
     notes.set(resource, [...(notes.get(resource) ?? []), text]);
   };
   const disabled = ctx.options.disableNodeTaints;
-  const timeout = ctx.options.failOverTimeout;
+  const lacking = resources.filter(lacksQuorum);
+  const rank = peerNodesOf(lacking, ctx.snapshot).filter((n) => n < ctx.snapshot.nodeName).length;
+  const timeout = ctx.options.failOverTimeout + rank * failOverStaggerMs;
   const longLost: string[] = [];
   let anyLost = false;
   for (const resource of resources) {
@@ -79,7 +135,13 @@ export function ownTaints(resources: DrbdResource[], ctx: RuleContext): OwnTaint
   const actions: Action[] = [];
   if (disabled || node === undefined) return { actions, notes };
 
-  if (longLost.length > 0 && !hasTaint(node, lostQuorumTaint)) {
+  const lostResources = resources.filter((r) => longLost.includes(r.name));
+  const guard = longLost.length > 0 && !hasTaint(node, lostQuorumTaint)
+    ? outageGuard(peerNodesOf(lostResources, ctx.snapshot), ctx.snapshot)
+    : undefined;
+  if (guard !== undefined) {
+    for (const name of longLost) note(name, guard);
+  } else if (longLost.length > 0 && !hasTaint(node, lostQuorumTaint)) {
     actions.push(change(node, {
       add: true,
       taint: lostQuorumTaint,

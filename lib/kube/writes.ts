@@ -23,6 +23,22 @@ export type WriteOutcome =
 
 const conflictRetries = 5;
 
+/**
+ * Thrown by a write whose re-check, asked between its read and its write,
+ * withdrew it: the read may have taken long (a slow API server), and what
+ * the write was for may have ended meanwhile.
+ */
+export class WriteWithdrawn extends Error {
+  /** Why it was withdrawn. */
+  readonly why: string;
+  /** Builds the error from the re-check's reason. */
+  constructor(why: string) {
+    super(`withdrawn: ${why}`);
+    this.name = "WriteWithdrawn";
+    this.why = why;
+  }
+}
+
 interface RawNode {
   metadata?: { resourceVersion?: string };
   spec?: { taints?: Taint[] };
@@ -58,12 +74,20 @@ export class KubeWriter {
     this.#reportingInstance = `ha-controller-${nodeName}`.slice(0, 128);
   }
 
-  /** Add `taint` to the node unless a taint with its key and effect exists. */
-  addTaint(node: string, taint: Taint): Promise<WriteOutcome> {
+  /**
+   * Add `taint` to the node unless a taint with its key and effect exists.
+   * `recheck` is asked right before the update is sent (after the Node was
+   * read): a returned reason throws {@linkcode WriteWithdrawn} instead.
+   */
+  addTaint(
+    node: string,
+    taint: Taint,
+    recheck?: () => string | undefined,
+  ): Promise<WriteOutcome> {
     return this.#updateTaints(node, (taints) => {
       if (taints.some((t) => sameTaint(t, taint))) return undefined;
       return [...taints, { ...taint, timeAdded: undefined }];
-    });
+    }, recheck);
   }
 
   /** Remove the taint with `taint`'s key and effect, keeping all others. */
@@ -77,6 +101,7 @@ export class KubeWriter {
   async #updateTaints(
     node: string,
     change: (taints: Taint[]) => Taint[] | undefined,
+    recheck?: () => string | undefined,
   ): Promise<WriteOutcome> {
     const path = `/api/v1/nodes/${encodeURIComponent(node)}`;
     for (let attempt = 0;; attempt++) {
@@ -93,6 +118,8 @@ export class KubeWriter {
         ...current,
         spec: { ...current.spec, taints: next.map(withoutUndefined) },
       };
+      const why = recheck?.();
+      if (why !== undefined) throw new WriteWithdrawn(why);
       try {
         // PUT with the resourceVersion we read: a concurrent change of the
         // taint list (kubelet, node controller, operator) makes this a 409,

@@ -9,6 +9,7 @@ import { failOverBoundMs, play, type Scenario, scenarioOf } from "./plan.ts";
 import { regressions } from "./regressions.ts";
 import { VirtualCluster } from "../sim/virtual/cluster.ts";
 import { Invariants } from "../sim/virtual/invariants.ts";
+import type { KubeObject } from "../sim/apiserver/mod.ts";
 
 for (const { scenario, found, fixed } of regressions) {
   Deno.test(`campaign regression: the scenario of seed ${scenario.seed} plays clean`, async () => {
@@ -71,7 +72,7 @@ Deno.test("campaign: without agents, a crash of the pod's node breaks L1", async
   assert.deepEqual(withAgents.violations, []);
 });
 
-Deno.test("campaign: the checker reports S1, S3 and S4 requests and S2 double writers", async () => {
+Deno.test("campaign: the checker reports S1, S3 and S4 requests, S2 double writers and L3 all nodes tainted", async () => {
   const cluster = await VirtualCluster.start({ seed: 8, agents: false });
   try {
     cluster.deployStatefulSet("app0");
@@ -113,10 +114,22 @@ Deno.test("campaign: the checker reports S1, S3 and S4 requests and S2 double wr
     assert.deepEqual(cluster.drbd.promote(a, "split"), { ok: true });
     assert.deepEqual(cluster.drbd.promote(b, "split"), { ok: true });
     invariants.check();
+    // L3: every node tainted lost-quorum at once.
+    for (const name of cluster.nodes) {
+      const stored = cluster.server.peek("nodes", undefined, name)!;
+      cluster.server.update({
+        ...stored,
+        spec: {
+          ...(stored as { spec?: object }).spec,
+          taints: [{ key: "drbd.linbit.com/lost-quorum", effect: "NoSchedule" }],
+        },
+      } as KubeObject);
+    }
+    invariants.check();
     const rules = invariants.violations.map((v) => v.rule);
     assert.deepEqual(
       rules.toSorted(),
-      ["S1", "S1", "S2", "S3", "S4"],
+      ["L3", "S1", "S1", "S2", "S3", "S4"],
       JSON.stringify(invariants.violations),
     );
   } finally {

@@ -44,8 +44,12 @@ export type FaultEvent =
       mode: "exit20" | "missing" | "garbage" | "hang";
       forMs: number;
     }
-    /** Every node loses power, and all boot again after `forMs`. */
-    | { kind: "reboot-all"; forMs: number }
+    /**
+     * Every node loses power; the first boots again after `forMs`, each
+     * next one (in node order) `bootSpreadMs` later (0: all at once), as
+     * machines that take different times to boot do.
+     */
+    | { kind: "reboot-all"; forMs: number; bootSpreadMs?: number }
   );
 
 /** A workload of one pod with one volume. */
@@ -142,8 +146,10 @@ export function scenarioOf(seed: number): Scenario {
         faults.push({ at, kind, ms: random.pick([200, 2_000, 10_000]), forMs });
         break;
       case "api-down":
-      case "reboot-all":
         faults.push({ at, kind, forMs });
+        break;
+      case "reboot-all":
+        faults.push({ at, kind, forMs, bootSpreadMs: random.pick([0, 5_000, 20_000]) });
         break;
       case "watch-drop":
       case "watch-expire":
@@ -391,6 +397,9 @@ function describeState(cluster: VirtualCluster): string[] {
 /** How long a fault lasts (0 for the instant ones). */
 function lastingMs(f: FaultEvent): number {
   if (f.kind === "flap") return f.times * (f.downMs + f.upMs);
+  // The last of at most 4 nodes boots 3 spreads after the first (with 3
+  // nodes the run is judged from one spread later than needed).
+  if (f.kind === "reboot-all") return f.forMs + (f.bootSpreadMs ?? 0) * 3;
   return "forMs" in f ? f.forMs : 0;
 }
 
@@ -465,10 +474,20 @@ function apply(
         else for (const c of ["events2", "show", "status"]) void fake.setFailure(c, undefined);
       });
     }
-    case "reboot-all":
-      for (const node of cluster.nodes) if (drbd.isUp(node)) cluster.crash(node);
-      return healLater(f.forMs, () => {
+    case "reboot-all": {
+      const down = cluster.nodes.filter((node) => drbd.isUp(node));
+      for (const node of down) cluster.crash(node);
+      const spread = f.bootSpreadMs ?? 0;
+      down.forEach((node, i) => {
+        if (i < down.length - 1) {
+          healLater(f.forMs + i * spread, () => {
+            if (!drbd.isUp(node)) cluster.restore(node);
+          });
+        }
+      });
+      return healLater(f.forMs + (down.length - 1) * spread, () => {
         for (const node of cluster.nodes) if (!drbd.isUp(node)) cluster.restore(node);
       });
+    }
   }
 }

@@ -25,6 +25,9 @@ const twoPlusTiebreaker = {
 const stableFlag = "model: may_promote needs stable UpToDate data (tests/sim/drbd/cluster.ts " +
   "#stable(), after LINBIT/drbd calc_device_stable() and drbd-utils compute_promotion_info())";
 
+const outageGuard = "agent: the own lost-quorum taint's outage guard and stagger by node name " +
+  "(lib/decide/own_taints.ts outageGuard)";
+
 /** Every kept regression. */
 export const regressions: Regression[] = [
   {
@@ -112,5 +115,37 @@ export const regressions: Regression[] = [
       "was dead but not yet noticed, calling its disk UpToDate",
     fixed: "model: the lost-peer commit waits for a running Primary behind an undetected dead " +
       "link (tests/sim/drbd/cluster.ts #settleLostPeer)",
+  },
+  {
+    scenario: {
+      seed: 41,
+      ...twoPlusTiebreaker,
+      workloads: [{ name: "app0", kind: "StatefulSet" }],
+      faults: [
+        { at: 50000, kind: "crash", node: "node-c", forMs: 57000 },
+        { at: 72000, kind: "drbd-cut", node: "node-a", forMs: 81000 },
+        { at: 91000, kind: "api-down", forMs: 37000 },
+      ],
+    },
+    found: "L3: every node tainted lost-quorum at once (node-c crashed and tainted by the " +
+      "others, node-a cut off and node-b alone each tainted themselves)",
+    fixed: outageGuard,
+  },
+  {
+    scenario: {
+      seed: 814,
+      nodes: ["node-a", "node-b", "node-c", "node-d"],
+      replicas: { diskful: ["node-a", "node-b", "node-c"], diskless: [] },
+      workloads: [{ name: "app0", kind: "StatefulSet" }, { name: "app1", kind: "StatefulSet" }],
+      faults: [
+        { at: 12000, kind: "api-latency", ms: 10000, forMs: 79000 },
+        { at: 43000, kind: "drbd-cut", node: "node-b", forMs: 41000 },
+        { at: 53000, kind: "crash", node: "node-d", forMs: 36000 },
+      ],
+    },
+    found: "S3: node-a's agent tainted node-b 10 s after node-b reconnected: the taint's read " +
+      "of the Node took 10 s (API latency), and the update followed it unchecked",
+    fixed: "agent: a taint is re-checked against the newest DRBD state between reading the " +
+      "Node and updating it (lib/kube/writes.ts WriteWithdrawn, lib/act.ts)",
   },
 ];

@@ -1,17 +1,19 @@
 import assert from "node:assert/strict";
-import { decide } from "../../lib/decide/mod.ts";
-import type { Memory } from "../../lib/decide/types.ts";
+import { decide, peersToInspect } from "../../lib/decide/mod.ts";
+import type { Memory, PeerView } from "../../lib/decide/types.ts";
 import type { DrbdResource } from "../../lib/drbd/model.ts";
 import type { Taint } from "../../lib/kube/objects.ts";
 import type { Options } from "../../lib/options.ts";
 import {
   config,
+  connection,
   device,
   drbdResource,
   eventSummary,
   memory,
   node,
   options,
+  peer,
   sample,
   snapshot,
   summary,
@@ -237,4 +239,118 @@ Deno.test("own taints: a fresh resource briefly without quorum never taints", ()
   const again = decide(s(withoutQuorum("r0")), healed.memory, opts, T0 + 6_000);
   assert.deepEqual(again.plan, []);
   assert.equal(again.memory.quorumLostSince.get("r0"), T0 + 6_000);
+});
+
+// --- the whole-cluster outage guard ------------------------------------------
+
+/** r0 without quorum here, its peers `peers` not Connected. */
+const cutOff = (peers: string[]) =>
+  drbdResource("r0", {
+    mayPromote: false,
+    suspended: { user: false, noData: false, fencing: false, quorum: true },
+    devices: [device({ quorum: false })],
+    connections: peers.map((p) => connection(p, "Connecting")),
+  });
+
+const tainted = (name: string) => node(name, { taints: [lostQuorum] });
+
+interface GuardCase {
+  name: string;
+  peers: string[];
+  views: Record<string, PeerView>;
+  /** ms since the quorum loss (default 5 s, the fail-over timeout). */
+  lostFor?: number;
+  plan: string[];
+  verdict?: string;
+}
+
+const guardCases: GuardCase[] = [
+  {
+    name: "only this node lost quorum (its peers are Ready, untainted): taint",
+    peers: ["node-b", "node-c"],
+    views: { "node-b": peer(node("node-b"), []), "node-c": peer(node("node-c"), []) },
+    plan: [`taint-node node-a ${lostQuorum.key}`],
+  },
+  {
+    name: "one of two peers lost quorum too (tainted): half are down, no taint",
+    peers: ["node-b", "node-c"],
+    views: { "node-b": peer(tainted("node-b"), []), "node-c": peer(node("node-c"), []) },
+    plan: [],
+    verdict: "outage guard: 1 of 2 peer nodes (node-b) are down or lost quorum too, " +
+      "so this node is not tainted",
+  },
+  {
+    name: "one of three peers down: taint",
+    peers: ["node-b", "node-c", "node-d"],
+    views: {
+      "node-b": peer(node("node-b", { ready: false }), []),
+      "node-c": peer(node("node-c"), []),
+      "node-d": peer(node("node-d"), []),
+    },
+    plan: [`taint-node node-a ${lostQuorum.key}`],
+  },
+  {
+    name: "peers NotReady, unreadable or missing count as down: no taint",
+    peers: ["node-b", "node-c"],
+    views: {
+      "node-b": peer(node("node-b", { ready: false }), []),
+      "node-c": { ok: false, error: "timeout" },
+    },
+    plan: [],
+    verdict: "outage guard: 2 of 2 peer nodes (node-b, node-c)",
+  },
+  {
+    name: "peers not fetched (yet): no taint",
+    peers: ["node-b"],
+    views: {},
+    plan: [],
+    verdict: "outage guard: 1 of 1 peer nodes (node-b)",
+  },
+  {
+    name: "a peer that sorts first: this node waits its turn (2 s more)",
+    peers: ["node-0", "node-b"],
+    views: { "node-0": peer(node("node-0"), []), "node-b": peer(node("node-b"), []) },
+    plan: [],
+    verdict: "no quorum on this node for 5s of 7s before tainting it",
+  },
+  {
+    name: "a peer that sorts first tainted itself in its turn: no taint here",
+    peers: ["node-0", "node-b"],
+    views: { "node-0": peer(tainted("node-0"), []), "node-b": peer(node("node-b"), []) },
+    lostFor: 7_000,
+    plan: [],
+    verdict: "outage guard: 1 of 2 peer nodes (node-0)",
+  },
+  {
+    name: "a peer that sorts first did not act in its turn: taint",
+    peers: ["node-0", "node-b"],
+    views: { "node-0": peer(node("node-0"), []), "node-b": peer(node("node-b"), []) },
+    lostFor: 7_000,
+    plan: [`taint-node node-a ${lostQuorum.key}`],
+  },
+];
+
+for (const c of guardCases) {
+  Deno.test(`own taints, outage guard: ${c.name}`, () => {
+    const s = snapshot({
+      drbd: sample([cutOff(c.peers)]),
+      peers: new Map(Object.entries(c.views)),
+    });
+    const m = memory({ quorumLostSince: { r0: T0 - (c.lostFor ?? 5_000) } });
+    const decision = decide(s, m, options(), T0);
+    assert.deepEqual(summary(decision.plan), c.plan);
+    if (c.verdict !== undefined) {
+      assert.ok(
+        decision.verdicts[0].decision.includes(c.verdict),
+        `verdict ${JSON.stringify(decision.verdicts[0].decision)} should mention ${c.verdict}`,
+      );
+    }
+  });
+}
+
+Deno.test("own taints, outage guard: the loop fetches the peers of quorum-less resources until tainted", () => {
+  const s = snapshot({ drbd: sample([cutOff(["node-c", "node-b"]), withQuorum("r1")]) });
+  assert.deepEqual(peersToInspect(s, options()), ["node-b", "node-c"]);
+  assert.deepEqual(peersToInspect({ ...s, ownNode: tainted("node-a") }, options()), []);
+  assert.deepEqual(peersToInspect(s, options({ disableNodeTaints: true })), []);
 });

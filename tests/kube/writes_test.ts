@@ -3,7 +3,7 @@
 import assert from "node:assert/strict";
 import { ApiServer } from "../sim/apiserver/mod.ts";
 import { KubeClient } from "../../lib/kube/client.ts";
-import { KubeWriter, microTime } from "../../lib/kube/writes.ts";
+import { KubeWriter, microTime, WriteWithdrawn } from "../../lib/kube/writes.ts";
 
 // deno-lint-ignore no-explicit-any
 type Obj = any;
@@ -360,6 +360,33 @@ Deno.test("a repeat of an Event that is gone creates a new Event", async () => {
     await t.writer.recordEvent(nodeEvent("again"), t0 + 1_000);
     const events = t.server.list("events.k8s.io/events") as Obj[];
     assert.deepEqual(events.map((e) => [e.note, e.series]), [["again", undefined]]);
+  } finally {
+    await t.close();
+  }
+});
+
+Deno.test("addTaint asks its re-check after reading the Node: a reason withdraws the update", async () => {
+  const t = await setup();
+  try {
+    t.server.create(node("node-b"));
+    const taint = { key: "drbd.linbit.com/lost-quorum", effect: "NoSchedule" };
+    let asked = 0;
+    await assert.rejects(
+      t.writer.addTaint("node-b", taint, () => {
+        asked++;
+        // The Node was read before the re-check.
+        assert.ok(t.server.requests.some((r) => r.method === "GET" && r.resource === "nodes"));
+        return "node node-b is connected again";
+      }),
+      (err: unknown) =>
+        err instanceof WriteWithdrawn && err.why === "node node-b is connected again",
+    );
+    assert.equal(asked, 1);
+    assert.equal(t.server.requests.filter((r) => r.method === "PUT").length, 0, "no update sent");
+    assert.deepEqual((t.server.get("nodes", undefined, "node-b") as Obj).spec.taints, []);
+    // No reason: the taint is added.
+    assert.equal(await t.writer.addTaint("node-b", taint, () => undefined), "done");
+    assert.deepEqual((t.server.get("nodes", undefined, "node-b") as Obj).spec.taints, [taint]);
   } finally {
     await t.close();
   }

@@ -22,6 +22,9 @@
  *   and once every fault has healed, every workload runs again.
  * - L2: once every fault has healed no lost-quorum taint remains, and
  *   agents do not switch a node's taint on and off over and over.
+ * - L3: never does every node carry the lost-quorum taint at once (a whole
+ *   cluster tainted keeps every pod, the storage stack's own included, off
+ *   every node: piraeus-operator PR #561). Checked after every step.
  *
  * @module
  */
@@ -43,7 +46,7 @@ const lostQuorumTaint = "drbd.linbit.com/lost-quorum";
 export interface Violation {
   /** Simulated ms since the run began. */
   at: number;
-  /** `S1` ... `S4`, `L1`, `L2`. */
+  /** `S1` ... `S4`, `L1` ... `L3`. */
   rule: string;
   /** What happened, in words. */
   detail: string;
@@ -202,6 +205,13 @@ export class Invariants {
       if (writers.length > 1) {
         this.#add("S2", `${resource} has writable Primaries on ${writers.join(" and ")}`);
       }
+    }
+    const nodes = server.peekAll("nodes");
+    const tainted = nodes.filter((node) =>
+      (((node as Any).spec?.taints ?? []) as Any[]).some((t) => t?.key === lostQuorumTaint)
+    );
+    if (nodes.length > 1 && tainted.length === nodes.length) {
+      this.#add("L3", `every node (${nodes.length}) carries ${lostQuorumTaint}`);
     }
     const running = new Map<string, string[]>();
     for (const pod of server.peekAll("pods")) {
