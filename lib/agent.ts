@@ -8,7 +8,7 @@ import { Executor } from "./act.ts";
 import { decide, peersToInspect } from "./decide/mod.ts";
 import { emptyMemory, type PeerView, type Snapshot } from "./decide/types.ts";
 import { DrbdSampler, forceSecondary, sampleOnce } from "./drbd/mod.ts";
-import { serveHealth } from "./http.ts";
+import { parseBindAddress, serveHealth } from "./http.ts";
 import {
   errorMessage,
   fetchPeer,
@@ -22,10 +22,10 @@ import { KubeConfigError } from "./kube/client.ts";
 import { type Log, logger } from "./log.ts";
 import { type Clock, sleep, systemClock } from "./clock.ts";
 import type { DrbdsetupSpawner } from "./drbd/run.ts";
-import { AgentLoop, type ClusterView } from "./loop.ts";
+import { AgentLoop, type ClusterView, type CycleReport } from "./loop.ts";
 import { createAgentMetrics, setHeldBack, updateDrbdMetrics } from "./metrics.ts";
 import type { Options } from "./options.ts";
-import { buildStatus, renderStatusTable } from "./status.ts";
+import { buildStatus, renderStatusTable, type StatusReport } from "./status.ts";
 import type { OutputFormat } from "./cli.ts";
 import { pauseAnnotation, programName } from "./names.ts";
 import type { V1Node } from "@kubernetes/client-node";
@@ -250,6 +250,8 @@ export async function runAgent(
     clock,
     log: logger("act"),
   });
+  // The last cycle, for `/status` (built from it only when asked).
+  let lastCycle: CycleReport | undefined;
   const loop = new AgentLoop({
     options,
     sampleDrbd: () => {
@@ -264,6 +266,7 @@ export async function runAgent(
     clock,
     log: logger("loop"),
     onCycle: (report) => {
+      lastCycle = report;
       updateDrbdMetrics(metrics, report.snapshot.drbd);
       metrics.loopCycleSeconds.observe((report.endedAt - report.startedAt) / 1000);
       // "Good" means the agent could decide on complete, fresh data.
@@ -284,6 +287,13 @@ export async function runAgent(
       ? serveHealth(options.healthBindAddress, {
         health: () => healthOf(options, loop, caches, now),
         metrics: () => metrics.registry.render(),
+        status: () =>
+          lastCycle &&
+          buildStatus(lastCycle.snapshot, lastCycle.decision, caches.problems(), {
+            kind: "running-agent",
+            detail: `pid ${Deno.pid}, serving on ${options.healthBindAddress}`,
+            decidedAt: lastCycle.startedAt,
+          }),
       }, (addr) => log.info(`serving /healthz and /metrics on ${addr.hostname}:${addr.port}`))
       : undefined;
   } catch (err) {
@@ -324,6 +334,16 @@ export async function runAgent(
  */
 export async function runStatus(options: Options, output: OutputFormat): Promise<number> {
   const log: Log = logger("status");
+  const print = (report: StatusReport) => {
+    if (output === "json") console.log(JSON.stringify(report, null, 2));
+    else Deno.stdout.writeSync(new TextEncoder().encode(renderStatusTable(report)));
+  };
+  // The running agent's own view (its timers, backoffs and last decision) first.
+  const asked = await askRunningAgent(options);
+  if (asked.report !== undefined) {
+    print(asked.report);
+    return 0;
+  }
   let client: KubeClient;
   try {
     client = await connect(options, processHost);
@@ -354,13 +374,62 @@ export async function runStatus(options: Options, output: OutputFormat): Promise
       peers.set(node, await fetchPeer(client, node));
     }
     const snapshot: Snapshot = { ...partial, peers };
-    const decision = decide(snapshot, emptyMemory(), options, Date.now());
-    const report = buildStatus(snapshot, decision, caches.problems());
-    if (output === "json") console.log(JSON.stringify(report, null, 2));
-    else Deno.stdout.writeSync(new TextEncoder().encode(renderStatusTable(report)));
+    const decidedAt = Date.now();
+    const decision = decide(snapshot, emptyMemory(), options, decidedAt);
+    print(buildStatus(snapshot, decision, caches.problems(), {
+      kind: "one-shot",
+      detail: asked.why,
+      decidedAt,
+    }));
     return 0;
   } finally {
     await caches.stop();
     client.close();
   }
+}
+
+/** How long `status` waits for the running agent's answer. */
+const askAgentTimeoutMs = 2_000;
+
+/**
+ * Ask the agent running on this node for its status, over its health port
+ * (`--health-bind-address`, on the loopback address when it binds every
+ * address): in its pod, `kubectl exec ... status` reaches it there. Returns
+ * its report, or why there is none (no agent listens, the health server is
+ * disabled, it answers for another node, its answer is not a report).
+ */
+export async function askRunningAgent(
+  options: Options,
+): Promise<{ report: StatusReport; why?: undefined } | { report?: undefined; why: string }> {
+  if (options.healthBindAddress === "") {
+    return { why: "--health-bind-address is empty: no running agent asked" };
+  }
+  const { hostname, port } = parseBindAddress(options.healthBindAddress);
+  const host = hostname === "0.0.0.0" || hostname === "::" ? "127.0.0.1" : hostname;
+  const address = `${host.includes(":") ? `[${host}]` : host}:${port}`;
+  const none = (what: string) => ({ why: `no running agent answered at ${address}: ${what}` });
+  let body: unknown;
+  try {
+    const response = await fetch(`http://${address}/status`, {
+      signal: AbortSignal.timeout(askAgentTimeoutMs),
+    });
+    if (!response.ok) {
+      await response.body?.cancel();
+      return none(`HTTP ${response.status}`);
+    }
+    body = await response.json();
+  } catch (err) {
+    return none(errorMessage(err).split("\n")[0]);
+  }
+  const report = body as Partial<StatusReport> | null;
+  if (
+    report === null || typeof report !== "object" || !Array.isArray(report.resources) ||
+    report.source?.kind !== "running-agent"
+  ) {
+    return none("its answer is not a status report");
+  }
+  if (report.node !== options.nodeName) {
+    return none(`it runs for node ${report.node}, not ${options.nodeName}`);
+  }
+  return { report: report as StatusReport };
 }

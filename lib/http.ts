@@ -1,5 +1,6 @@
 /**
- * `/healthz` and `/metrics`.
+ * `/healthz`, `/metrics` and `/status` (the agent's last decision and
+ * timers, for the `status` command).
  *
  * @module
  */
@@ -18,6 +19,8 @@ export interface HealthSources {
   health: () => Health;
   /** Prometheus text exposition. */
   metrics: () => string;
+  /** The `status` report of the last decision (JSON), undefined before the first one. */
+  status?: () => unknown;
 }
 
 /**
@@ -65,5 +68,14 @@ function handle(request: Request, sources: HealthSources): Response {
       headers: { "Content-Type": "text/plain; version=0.0.4; charset=utf-8" },
     });
   }
-  return new Response("not found: try /healthz or /metrics\n", { status: 404 });
+  if (path === "/status" && sources.status !== undefined) {
+    const report = sources.status();
+    if (report === undefined) {
+      return new Response("no decision yet\n", { status: 503 });
+    }
+    return new Response(JSON.stringify(report), {
+      headers: { "Content-Type": "application/json" },
+    });
+  }
+  return new Response("not found: try /healthz, /metrics or /status\n", { status: 404 });
 }

@@ -6,6 +6,33 @@
  */
 
 import { type Action, type Decision, describeAction, type Snapshot } from "./decide/types.ts";
+import { formatElapsed } from "./decide/context.ts";
+
+/** Where a report comes from. */
+export interface StatusSource {
+  /**
+   * `running-agent`: the agent running on this node answered with its last
+   * decision and its own timers; `one-shot`: this command read DRBD and the
+   * cluster itself and decided once, with no timer running yet.
+   */
+  kind: "running-agent" | "one-shot";
+  /** Details: the agent's address, or why no running agent answered. */
+  detail: string;
+  /** When the decision was made (ms since the epoch). */
+  decidedAt: number;
+}
+
+/** A timer of the agent's memory that is running. */
+export interface StatusTimer {
+  /** `fail-over`, `quorum-lost` or `suspended`. */
+  timer: string;
+  /** What it times: `resource/peer-node` or `resource`. */
+  key: string;
+  /** When it started (ms since the epoch). */
+  since: number;
+  /** How long it has run when decided, e.g. `3.2s`. */
+  runningFor: string;
+}
 
 /** One row of the status report. */
 export interface StatusRow {
@@ -45,6 +72,12 @@ export interface StatusReport {
   resources: StatusRow[];
   /** Actions the agent would take now. */
   plan: { action: string; reason: string }[];
+  /** Where this report comes from. */
+  source: StatusSource;
+  /** The running timers (after the decision). */
+  timers: StatusTimer[];
+  /** Fail-overs counted per resource for the backoff. */
+  backoff: { resource: string; failOvers: number; lastAt: number }[];
 }
 
 /** Build the report from one snapshot and its decision. */
@@ -52,7 +85,24 @@ export function buildStatus(
   snapshot: Snapshot,
   decision: Decision,
   clusterProblems: string[],
+  source: StatusSource,
 ): StatusReport {
+  const timers: StatusTimer[] = [];
+  const names = [
+    ["fail-over", decision.memory.failOverSince],
+    ["quorum-lost", decision.memory.quorumLostSince],
+    ["suspended", decision.memory.suspendedSince],
+  ] as const;
+  for (const [timer, map] of names) {
+    for (const [key, since] of [...map].sort(([a], [b]) => a.localeCompare(b))) {
+      timers.push({
+        timer,
+        key,
+        since,
+        runningFor: formatElapsed(Math.max(0, source.decidedAt - since)),
+      });
+    }
+  }
   const verdicts = new Map(decision.verdicts.map((v) => [v.resource, v]));
   const resources = snapshot.drbd.resources.map((r): StatusRow => {
     const v = verdicts.get(r.name);
@@ -80,6 +130,10 @@ export function buildStatus(
     heldBack: decision.heldBack ?? null,
     resources,
     plan: decision.plan.map((a: Action) => ({ action: describeAction(a), reason: a.reason })),
+    source,
+    timers,
+    backoff: [...decision.memory.failOvers].sort(([a], [b]) => a.localeCompare(b))
+      .map(([resource, r]) => ({ resource, failOvers: r.count, lastAt: r.lastAt })),
   };
 }
 
@@ -87,6 +141,11 @@ export function buildStatus(
 export function renderStatusTable(report: StatusReport): string {
   const lines: string[] = [];
   lines.push(`NODE ${report.node}`);
+  const source = report.source;
+  lines.push(
+    `SOURCE ${source.kind === "running-agent" ? "running agent" : "one-shot"} ` +
+      `(${source.detail}; decided ${new Date(source.decidedAt).toISOString()})`,
+  );
   lines.push(
     `DRBD ${report.drbd.availability}${report.drbd.message ? `: ${report.drbd.message}` : ""}`,
   );
@@ -132,6 +191,19 @@ export function renderStatusTable(report: StatusReport): string {
     }
   }
   lines.push("");
+  if (report.timers.length > 0) {
+    lines.push("TIMERS");
+    for (const t of report.timers) lines.push(`  ${t.timer} ${t.key}: running for ${t.runningFor}`);
+  }
+  if (report.backoff.length > 0) {
+    lines.push("BACKOFF");
+    for (const b of report.backoff) {
+      lines.push(
+        `  ${b.resource}: ${b.failOvers} fail-over${b.failOvers === 1 ? "" : "s"}, last ` +
+          new Date(b.lastAt).toISOString(),
+      );
+    }
+  }
   if (report.plan.length === 0) {
     lines.push("PLAN nothing to do");
   } else {

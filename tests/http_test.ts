@@ -45,3 +45,23 @@ Deno.test("/healthz answers 200 or 500 with the reason; /metrics is Prometheus t
     await server.stop();
   }
 });
+
+Deno.test("/status: 503 before the first decision, then the report as JSON", async () => {
+  let report: unknown = undefined;
+  let port = 0;
+  const server = serveHealth("127.0.0.1:0", {
+    health: () => ({ ok: true, reason: "ok" }),
+    metrics: () => "",
+    status: () => report,
+  }, (addr) => port = addr.port);
+  try {
+    const early = await fetch(`http://127.0.0.1:${port}/status`);
+    assert.deepEqual([early.status, await early.text()], [503, "no decision yet\n"]);
+    report = { node: "node-a", resources: [] };
+    const answer = await fetch(`http://127.0.0.1:${port}/status`);
+    assert.equal(answer.headers.get("content-type"), "application/json");
+    assert.deepEqual(await answer.json(), { node: "node-a", resources: [] });
+  } finally {
+    await server.stop();
+  }
+});

@@ -322,14 +322,14 @@ export type CommandResult = ProgramRun;
  */
 export async function runMain(
   args: string[],
-  cluster: { server?: ApiServer; drbd?: FakeDrbd } = {},
+  cluster: { server?: ApiServer; drbd?: FakeDrbd; healthHostPort?: string } = {},
 ): Promise<CommandResult> {
   let flags = await productionFlags();
   if (cluster.server !== undefined) {
     const api = new URL(cluster.server.url);
     flags = await testFlags(
       `${api.hostname}:${api.port}`,
-      `127.0.0.1:${freePort()}`,
+      cluster.healthHostPort ?? `127.0.0.1:${freePort()}`,
       cluster.server.kubeconfigPath,
     );
   }

@@ -13,7 +13,7 @@ Deno.test("start and compile use the same, least permission flags", async () => 
     task.split(/\s+/).filter((w) => w.startsWith("--allow-") || w.startsWith("--ignore-")).sort();
   const expected = [
     "--allow-env=NODE_NAME,KUBERNETES_SERVICE_HOST,KUBERNETES_SERVICE_PORT",
-    "--allow-net=0.0.0.0/0:443,0.0.0.0:8000",
+    "--allow-net=0.0.0.0/0:443,0.0.0.0:8000,127.0.0.1:8000",
     "--allow-read=/var/run/secrets/kubernetes.io/serviceaccount",
     "--allow-run=drbdsetup",
     "--ignore-env",

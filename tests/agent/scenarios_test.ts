@@ -539,9 +539,11 @@ Deno.test("DRBD not loaded: the agent keeps running and healthy, holds back and 
     assert.equal(status.code, 0, status.stderr);
     const lines = status.stdout.split("\n");
     assert.equal(lines[0], "NODE node-a");
-    assert.equal(lines[1], "DRBD not-loaded: DRBD not loaded: nothing to watch");
-    assert.equal(lines[2], "CLUSTER synced");
-    assert.match(lines[3], /^HELD BACK DRBD state unavailable \(not-loaded\)/);
+    // The agent's health port is not the default one here: a one-shot view.
+    assert.match(lines[1], /^SOURCE one-shot \(no running agent answered at 127\.0\.0\.1:8000: /);
+    assert.equal(lines[2], "DRBD not-loaded: DRBD not loaded: nothing to watch");
+    assert.equal(lines[3], "CLUSTER synced");
+    assert.match(lines[4], /^HELD BACK DRBD state unavailable \(not-loaded\)/);
     assert.ok(lines.includes("No DRBD resources on this node."), status.stdout);
     assert.ok(lines.includes("PLAN nothing to do"), status.stdout);
   });
@@ -598,6 +600,61 @@ Deno.test("status command: prints the crash scenario as JSON and as a table, wri
   } finally {
     await s.close();
   }
+});
+
+Deno.test("status command: asks the running agent, which shows its own timers; without one, a one-shot view", async () => {
+  const s = await scene();
+  // A long fail-over timeout keeps the agent's timer running while status asks.
+  await withAgent(
+    s,
+    ["--fail-over-timeout", "5m", "--reconcile-interval", "200ms"],
+    async (agent) => {
+      await waitHealthy(agent);
+      await crashNodeB(s);
+      const health = new URL(agent.healthUrl).host;
+      const base = ["status", "--node-name", "node-a", "--kubeconfig", s.server.kubeconfigPath];
+      const asked = () =>
+        runMain([...base, "--health-bind-address", health, "-o", "json"], {
+          ...s,
+          healthHostPort: health,
+        });
+      let report: Obj;
+      await waitFor(
+        async () => {
+          const run = await asked();
+          if (run.code !== 0) return false;
+          report = JSON.parse(run.stdout);
+          return report.timers.some((t: Obj) => t.key === "pvc-1/node-b");
+        },
+        15_000,
+        () => `the agent's fail-over timer in its status (stderr:\n${agent.stderr()})`,
+      );
+      assert.equal(report!.source.kind, "running-agent");
+      const timer = report!.timers.find((t: Obj) => t.key === "pvc-1/node-b");
+      assert.equal(timer.timer, "fail-over");
+      assert.match(report!.resources[0].decision, /waiting .* of 5m0s before failing over node-b/);
+
+      const table = await runMain([...base, "--health-bind-address", health], {
+        ...s,
+        healthHostPort: health,
+      });
+      assert.equal(table.code, 0, table.stderr);
+      assert.match(
+        table.stdout,
+        /^NODE node-a\nSOURCE running agent \(pid \d+, serving on 127\.0\.0\.1:\d+; decided /,
+      );
+      assert.match(table.stdout, /\nTIMERS\n {2}fail-over pvc-1\/node-b: running for \d/);
+
+      // No agent asked: a one-shot view, whose timer starts now.
+      const once = await runMain([...base, "--health-bind-address=", "-o", "json"], s);
+      assert.equal(once.code, 0, once.stderr);
+      const fresh = JSON.parse(once.stdout);
+      assert.deepEqual(fresh.source.kind, "one-shot");
+      assert.match(fresh.source.detail, /--health-bind-address is empty/);
+      const freshTimer = fresh.timers.find((t: Obj) => t.key === "pvc-1/node-b");
+      assert.equal(freshTimer?.runningFor, "0s");
+    },
+  );
 });
 
 Deno.test("command line: --help lists every flag, --version prints the version, a bad duration exits 2", async () => {
