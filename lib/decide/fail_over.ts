@@ -267,7 +267,11 @@ function judgePeer(
   const byVolume = attachmentsByVolume(ctx.snapshot.volumeAttachments);
   const attachments = [...volumes].flatMap((volume) => byVolume.get(volume) ?? [])
     .filter((va) => va.attacher === linstorCsiDriver && va.nodeName === node.name);
-  if (running.length === 0 && attachments.length === 0) {
+  const kubelet = kubeletState(node, fetched.kubeletLease, ctx.now);
+  // A pod Pending on a dead node never starts: it counts as the volume's
+  // use there, so it is failed over too (see podExemption for live nodes).
+  const stuck = kubelet.responsive ? [] : podsThere.filter((p) => p.phase === "Pending");
+  if (running.length === 0 && attachments.length === 0 && stuck.length === 0) {
     return noted(`peer ${node.name}: ${state}, volume not in use there`);
   }
   if (node.actionsPaused) {
@@ -310,7 +314,6 @@ function judgePeer(
     if (ctx.acting) ctx.next.failOvers.set(resource, { count: count + 1, lastAt: ctx.now });
   }
 
-  const kubelet = kubeletState(node, fetched.kubeletLease, ctx.now);
   const situation = {
     resource,
     reporter: ctx.snapshot.nodeName,
@@ -425,8 +428,19 @@ function podExemption(
     if (unsafe.length > 0) return `volumes not known to be safe to move: ${unsafe.join(", ")}`;
   }
   if (pod.deletionTimestamp !== undefined && kubelet.responsive) return alreadyTerminating;
+  // A pod Pending on a node whose kubelet answers may be waiting for that
+  // node's DRBD to connect (a node back from a reboot whose LINSTOR
+  // satellite is slow): removing it would have it recreated and, if
+  // scheduled there again, removed again, a create/delete loop (the
+  // upstream controller fails over Running pods only for this). It starts
+  // there once DRBD connects. On a dead node it is removed (see judgePeer).
+  if (pod.phase === "Pending" && pod.deletionTimestamp === undefined && kubelet.responsive) {
+    return pendingOnLiveNode;
+  }
   return undefined;
 }
+
+const pendingOnLiveNode = "Pending on a node whose kubelet answers: left to start there";
 
 const alreadyTerminating = "already terminating";
 

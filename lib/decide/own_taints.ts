@@ -17,8 +17,8 @@
  */
 
 import { type DrbdResource, hasQuorumPolicy } from "../drbd/model.ts";
-import type { NodeInfo, Taint } from "../kube/objects.ts";
-import { eventAction, eventReason } from "../names.ts";
+import { drbdResourceOfVolume, type NodeInfo, type Taint } from "../kube/objects.ts";
+import { eventAction, eventReason, linstorCsiDriver } from "../names.ts";
 import { formatDuration } from "../duration.ts";
 import { formatElapsed, type RuleContext, runTimer } from "./context.ts";
 import {
@@ -155,7 +155,18 @@ export function ownTaints(resources: DrbdResource[], ctx: RuleContext): OwnTaint
       }),
     }));
   } else if (!anyLost && hasTaint(node, lostQuorumTaint)) {
-    if (configUnknown.length > 0) {
+    const unconfigured = attachedWithoutResource(resources, ctx);
+    if (unconfigured.length > 0) {
+      // Nothing to put the note on when there is no resource at all: the
+      // status shows the kept taint through the node's taints.
+      for (const r of resources) {
+        note(
+          r.name,
+          `lost-quorum taint kept: ${unconfigured.join(", ")} attached to this node ` +
+            "without a DRBD resource here yet",
+        );
+      }
+    } else if (configUnknown.length > 0) {
       for (const name of configUnknown) {
         note(name, "quorum policy not read yet: lost-quorum taint of this node kept");
       }
@@ -201,6 +212,30 @@ export function ownTaints(resources: DrbdResource[], ctx: RuleContext): OwnTaint
     }));
   }
   return { actions, notes };
+}
+
+/**
+ * LINSTOR VolumeAttachments to this node whose volume has no DRBD resource
+ * here, as `VolumeAttachment <name> (volume <pv>)`. After a reboot DRBD has
+ * no resources until LINSTOR's satellite configures them; a node without
+ * any then reads as "every resource has quorum", and removing the
+ * lost-quorum taint a peer set would let pods be scheduled onto storage
+ * that is not there yet, which peers would then fail over again.
+ */
+function attachedWithoutResource(resources: DrbdResource[], ctx: RuleContext): string[] {
+  const local = new Set(resources.map((r) => r.name));
+  const byName = new Map(ctx.snapshot.persistentVolumes.map((pv) => [pv.name, pv]));
+  const out: string[] = [];
+  for (const va of ctx.snapshot.volumeAttachments) {
+    if (va.nodeName !== ctx.snapshot.nodeName || va.attacher !== linstorCsiDriver) continue;
+    const pvName = va.persistentVolumeName;
+    if (pvName === undefined) continue;
+    const pv = byName.get(pvName);
+    // A PV held claim-only has no volume handle: LINSTOR names the resource after the PV.
+    const resource = (pv && drbdResourceOfVolume(pv)) ?? pvName;
+    if (!local.has(resource)) out.push(`VolumeAttachment ${va.name} (volume ${pvName})`);
+  }
+  return out;
 }
 
 function taintText(taint: Taint): string {

@@ -65,7 +65,8 @@ export interface CacheSetOptions {
  *   every claim a pod mounts whether it is Bound to one LINSTOR PV; other PVs
  *   are not held;
  * - a VolumeAttachment is held when it is LINSTOR's and attaches the PV of
- *   such a resource (the rules read no other).
+ *   such a resource, or attaches any volume to this node (its DRBD resource
+ *   may not be configured here yet: see the own-taint rule).
  * A resource `want()` names for the first time makes both caches list again
  * (they report themselves unsynced meanwhile, so the rules hold back rather
  * than decide without the volume); resources are never forgotten, so one
@@ -80,7 +81,7 @@ export class KubeCaches {
   readonly satellitePods: ListWatchCache<PodInfo>;
   /** All PersistentVolumes. */
   readonly persistentVolumes: ListWatchCache<PersistentVolumeInfo>;
-  /** LINSTOR VolumeAttachments of the PVs of this node's DRBD resources. */
+  /** LINSTOR VolumeAttachments of the PVs of this node's DRBD resources, and to this node. */
   readonly volumeAttachments: ListWatchCache<VolumeAttachmentInfo>;
   /** DRBD resources of this node, as `want()` named them. */
   readonly #resources = new Set<string>();
@@ -146,7 +147,7 @@ export class KubeCaches {
       convert: (raw) => slimVolumeAttachment(raw as V1VolumeAttachment),
       keep: (va) =>
         va.attacher === linstorCsiDriver && va.persistentVolumeName !== undefined &&
-        this.#attachedVolumes.has(va.persistentVolumeName),
+        (this.#attachedVolumes.has(va.persistentVolumeName) || va.nodeName === options.nodeName),
       key: (va) => va.name,
     });
   }

@@ -300,9 +300,47 @@ const afterTimeout: Case[] = [
     plan: [`taint-node node-b ${lostQuorum}`, "evict-pod default/app"],
   },
   {
-    name: "a Pending pod beside the VolumeAttachment is evicted as well",
+    name: "a Pending pod on a node whose kubelet answers is left to start there, with its " +
+      "VolumeAttachment (no create/delete loop while that node's DRBD connects)",
     snapshot: failOverScene({ peerPods: [pod("app", { phase: "Pending" })] }),
-    plan: fullFailOver,
+    plan: [`taint-node node-b ${lostQuorum}`],
+    verdict: "skip pod default/app: Pending on a node whose kubelet answers: left to start " +
+      "there, keep VolumeAttachment csi-b: still used by default/app",
+  },
+  {
+    name: "a Pending pod alone on a node whose kubelet answers: the volume is not in use there",
+    snapshot: failOverScene({
+      peerPods: [pod("app", { phase: "Pending" })],
+      volumeAttachments: [],
+    }),
+    plan: [],
+    verdict: "peer node-b: Connecting, volume not in use there",
+  },
+  {
+    name: "a Pending pod on a NotReady node is force-deleted, its VolumeAttachment deleted",
+    snapshot: failOverScene({
+      peerNode: node("node-b", { ready: false }),
+      peerPods: [pod("app", { phase: "Pending" })],
+    }),
+    plan: [
+      `taint-node node-b ${lostQuorum}`,
+      "force-delete-pod default/app",
+      "delete-volume-attachment csi-b",
+    ],
+  },
+  {
+    name:
+      "a Pending pod alone on a dead node (Lease stopped) counts as the volume's use: failed over",
+    snapshot: failOverScene({
+      peerView: peer(node("node-b"), [pod("app", { phase: "Pending" })], {
+        renewTime: T0 - 60_000,
+        durationSeconds: 40,
+        ageAtRead: 60_000,
+        readAt: T0,
+      }),
+      volumeAttachments: [],
+    }),
+    plan: [`taint-node node-b ${lostQuorum}`, "force-delete-pod default/app"],
   },
   {
     name: "pods of other claims on the peer are not touched",

@@ -18,6 +18,7 @@ import {
   snapshot,
   summary,
   T0,
+  va,
 } from "./fixtures.ts";
 
 const lostQuorum: Taint = { key: "drbd.linbit.com/lost-quorum", effect: "NoSchedule" };
@@ -353,4 +354,59 @@ Deno.test("own taints, outage guard: the loop fetches the peers of quorum-less r
   assert.deepEqual(peersToInspect(s, options()), ["node-b", "node-c"]);
   assert.deepEqual(peersToInspect({ ...s, ownNode: tainted("node-a") }, options()), []);
   assert.deepEqual(peersToInspect(s, options({ disableNodeTaints: true })), []);
+});
+
+// --- a node whose DRBD is not configured yet (slow satellite after a reboot) --
+
+Deno.test("own taints: lost-quorum kept while a volume is attached here without its DRBD resource", () => {
+  const attachedHere = [va("csi-a", "pvc-9", "node-a")];
+  const tainted = node("node-a", { taints: [lostQuorum] });
+  // No DRBD resource at all yet: "every resource has quorum" must not untaint.
+  const waiting = decide(
+    snapshot({ ownNode: tainted, drbd: sample([]), volumeAttachments: attachedHere }),
+    memory(),
+    options(),
+    T0,
+  );
+  assert.deepEqual(summary(waiting.plan), []);
+  // The resource configured with quorum: untaint.
+  const configured = decide(
+    snapshot({
+      ownNode: tainted,
+      drbd: sample([withQuorum("pvc-9")]),
+      volumeAttachments: attachedHere,
+    }),
+    memory(),
+    options(),
+    T0,
+  );
+  assert.deepEqual(summary(configured.plan), [`untaint-node node-a ${lostQuorum.key}`]);
+  // Attachments to other nodes do not keep this node's taint.
+  const elsewhere = decide(
+    snapshot({
+      ownNode: tainted,
+      drbd: sample([]),
+      volumeAttachments: [va("csi-b", "pvc-9", "node-b")],
+    }),
+    memory(),
+    options(),
+    T0,
+  );
+  assert.deepEqual(summary(elsewhere.plan), [`untaint-node node-a ${lostQuorum.key}`]);
+  // With another resource present, its verdict says why the taint stays.
+  const noted = decide(
+    snapshot({
+      ownNode: tainted,
+      drbd: sample([withQuorum("r1")]),
+      volumeAttachments: attachedHere,
+    }),
+    memory(),
+    options(),
+    T0,
+  );
+  assert.deepEqual(summary(noted.plan), []);
+  assert.match(
+    noted.verdicts[0].decision,
+    /lost-quorum taint kept: VolumeAttachment csi-a \(volume pvc-9\) attached to this node without a DRBD resource here yet/,
+  );
 });

@@ -243,10 +243,17 @@ export class SimCluster {
     await this.killAgent(node);
   }
 
-  /** A crashed node boots again (DRBD and kubelet come back; the agent is restarted). */
-  async restore(node: string, options: { agent?: boolean } = {}): Promise<void> {
+  /**
+   * A crashed node boots again (DRBD and kubelet come back; the agent is
+   * restarted). `drbdConfigured: false`: its DRBD resources stay
+   * unconfigured (a slow LINSTOR satellite) until `drbd.configure(node)`.
+   */
+  async restore(
+    node: string,
+    options: { agent?: boolean; drbdConfigured?: boolean } = {},
+  ): Promise<void> {
     this.timeline.mark(`node ${node} restored`);
-    this.drbd.restore(node);
+    this.drbd.restore(node, { configured: options.drbdConfigured });
     this.controllers.kubelet(node).restore({ rebooted: true });
     if (options.agent ?? true) await this.startAgent(node);
   }

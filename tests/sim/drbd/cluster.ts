@@ -140,6 +140,14 @@ export interface RestoreOptions {
    * state, e.g. a frozen Primary.
    */
   reboot?: boolean;
+  /**
+   * false: the node boots but its DRBD resources are not configured yet
+   * (after a reboot DRBD has nothing until LINSTOR's satellite runs
+   * `drbdadm adjust`; a slow satellite leaves them unconfigured): its
+   * drbdsetup shows no resource and answers "Unknown resource", and it
+   * connects to nobody until {@linkcode DrbdCluster.configure}. Default true.
+   */
+  configured?: boolean;
 }
 
 /** Options of {@linkcode DrbdCluster.flap}. */
@@ -244,6 +252,8 @@ interface Resource {
 interface SimNode {
   name: string;
   up: boolean;
+  /** Its DRBD resources are configured (see `RestoreOptions.configured`). */
+  configured: boolean;
   fake: FakeDrbd;
   /** Renders run one after another, in the order of the state changes. */
   chain: Promise<void>;
@@ -321,6 +331,7 @@ export class DrbdCluster implements DrbdHooks {
       this.#nodes.set(name, {
         name,
         up: true,
+        configured: true,
         fake: fakes[i],
         chain: Promise.resolve(),
         lastView: "[]",
@@ -530,6 +541,7 @@ export class DrbdCluster implements DrbdHooks {
     if (n.up) return;
     const reboot = options.reboot ?? true;
     n.up = true;
+    n.configured = options.configured ?? true;
     n.lastView = "";
     for (const resource of this.#resources.values()) {
       const replica = resource.replicas.get(node);
@@ -551,6 +563,25 @@ export class DrbdCluster implements DrbdHooks {
     this.#publish();
     // drbdsetup answers again once it shows the node's current state, not the one before the crash.
     this.#enqueue(n, () => n.fake.setModuleMissing(false));
+  }
+
+  /**
+   * The node's DRBD resources get configured (its satellite ran `drbdadm
+   * adjust`): they show up as they came up at boot and connect to their
+   * peers.
+   */
+  configure(node: string): void {
+    const n = this.#node(node);
+    if (!n.up || n.configured) return;
+    n.configured = true;
+    n.lastView = "";
+    for (const resource of this.#resources.values()) {
+      if (!resource.replicas.has(node)) continue;
+      for (const peer of resource.replicas.keys()) {
+        if (peer !== node) this.#attemptConnect(resource, node, peer);
+      }
+    }
+    this.#publish();
   }
 
   /** Cuts the link between two nodes; both notice after the detection delay. */
@@ -1262,6 +1293,13 @@ export class DrbdCluster implements DrbdHooks {
     for (const n of this.#nodes.values()) {
       if (!n.up) continue;
       const views: DrbdResource[] = [];
+      if (!n.configured) {
+        if (n.lastView !== "[]") {
+          n.lastView = "[]";
+          this.#enqueue(n, () => n.fake.setResources([], { showOptions: this.#showOptions() }));
+        }
+        continue;
+      }
       const resyncDone: Record<string, number> = {};
       const pathEstablished: Record<string, boolean> = {};
       for (const r of this.#resources.values()) {
@@ -1814,7 +1852,7 @@ export class DrbdCluster implements DrbdHooks {
     const n = this.#node(node);
     const r = this.#resources.get(resource);
     const x = r?.replicas.get(node);
-    if (r === undefined || x === undefined) {
+    if (r === undefined || x === undefined || !n.configured) {
       return { error: `${resource}: Failure: (158) Unknown resource` };
     }
     if (!n.up) return { error: `${node} is down` };
@@ -1827,7 +1865,9 @@ export class DrbdCluster implements DrbdHooks {
   }
 
   #linkUp(a: string, b: string): boolean {
-    return this.#node(a).up && this.#node(b).up && !this.#cuts.has(pairKey(a, b));
+    const x = this.#node(a);
+    const y = this.#node(b);
+    return x.up && y.up && x.configured && y.configured && !this.#cuts.has(pairKey(a, b));
   }
 
   #enqueue(n: SimNode, task: () => Promise<void>): void {

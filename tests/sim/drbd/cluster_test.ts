@@ -810,3 +810,29 @@ Deno.test("model fix: the lost-peer commit waits for a connection whose link die
     clock.stop();
   }
 });
+
+Deno.test("a node that boots with DRBD unconfigured (a slow satellite) shows nothing and connects once configured", async () => {
+  await withCluster({}, async (cluster) => {
+    cluster.addResource("r0", TWO_PLUS_TIEBREAKER);
+    cluster.crash("b");
+    await waitForConnection(cluster, "a", "b", "Connecting");
+    cluster.restore("b", { configured: false });
+    await cluster.settled();
+    // b's drbdsetup knows no resource; its peers still see it Connecting.
+    assert.deepEqual(cluster.fake("b").resources, []);
+    assert.deepEqual(cluster.promote("b", "r0"), {
+      ok: false,
+      error: "r0: Failure: (158) Unknown resource",
+    });
+    await simulatedTimePasses(cluster, 5_000);
+    assert.equal(connectionState(cluster, "a", "b"), "Connecting");
+    assert.equal(connectionState(cluster, "c", "b"), "Connecting");
+
+    // The satellite runs drbdadm adjust: b shows r0 and connects.
+    cluster.configure("b");
+    await waitForConnection(cluster, "a", "b", "Connected");
+    await waitForConnection(cluster, "b", "c", "Connected");
+    await cluster.settled();
+    assert.deepEqual(cluster.fake("b").resources.map((r) => r.name), ["r0"]);
+  });
+});
