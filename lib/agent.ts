@@ -419,7 +419,11 @@ export async function askRunningAgent(
     }
     body = await response.json();
   } catch (err) {
-    return none(errorMessage(err).split("\n")[0]);
+    // fetch says "fetch failed" and keeps the reason (connection refused, ...) as its cause.
+    const cause = err instanceof Error && err.cause !== undefined
+      ? `: ${errorMessage(err.cause)}`
+      : "";
+    return none(`${errorMessage(err)}${cause}`.split("\n")[0]);
   }
   const report = body as Partial<StatusReport> | null;
   if (

@@ -20,6 +20,34 @@
  * has the `node.kubernetes.io/out-of-service` taint; detach deletes the
  * VolumeAttachment and is done when the object is gone.
  *
+ * Sources (kubernetes/kubernetes, 1.30-1.34), rule by rule:
+ * - No VolumeAttachment watch: NewAttachDetachController keeps only
+ *   `volumeAttachmentInformer.Lister()`; VAs are read once at start
+ *   (`processVolumeAttachments`) and then only by the sync:
+ *   reconciler.go `reconciliationLoopFunc` (every `ReconcilerLoopPeriod`,
+ *   100 ms) calls `rc.sync()` once `time.Since(rc.timeOfLastSync) >
+ *   rc.syncDuration` (`--attach-detach-reconcile-sync-period`, default
+ *   60 s, config/v1alpha1/defaults.go), whose `syncStates` ->
+ *   `VerifyVolumesAreAttached` -> csi_attacher.go `VolumesAreAttached` reads
+ *   a missing VA as `attached = false` and `MarkVolumeAsDetached`s it.
+ * - Desired state from pod events (`podDelete` -> `ProcessPodVolumes(...,
+ *   false)`): a force-deleted pod leaves it at once; a pod only terminating
+ *   on a dead node stays (`DetermineVolumeAction` drops terminated pods only).
+ * - Detach: reconciler.go `reconcile`: `forceDetach := !isHealthy &&
+ *   forceDetachTimeoutExpired` (`maxWaitForUnmountDuration`, 6 min,
+ *   `--disable-force-detach-on-timeout` since 1.30), and "Cannot detach
+ *   volume because it is still mounted" while `attachedVolume.MountedByNode
+ *   && !forceDetach && !hasOutOfServiceTaint`; `MountedByNode` comes from the
+ *   node's `status.volumesInUse` (`processVolumesInUse`); the out-of-service
+ *   taint (`taints.TaintKeyExists(..., v1.TaintNodeOutOfService)`, GA in
+ *   1.28, key only) skips the wait.
+ * - Multi-Attach: `attachDesiredVolumes` refuses an exclusive volume while
+ *   `GetNodesForAttachedVolume` (confirmed attachments in the actual state)
+ *   names another node, and reports it (`reportMultiAttachError`).
+ * - A VA deleted while its pod is still desired on that node is attached
+ *   again there at the next sync (csi_attacher.go `Attach` creates the VA):
+ *   the agent removes pods before their VolumeAttachments.
+ *
  * @module
  */
 

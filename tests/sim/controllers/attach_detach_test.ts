@@ -135,3 +135,28 @@ Deno.test("the out-of-service taint detaches at once", async () => {
     await t.close();
   }
 });
+
+Deno.test("a VolumeAttachment deleted while its pod still needs it there is attached again at the sync", async () => {
+  const t = await startTestCluster({ nodes: ["node-a", "node-b"] });
+  try {
+    const { server, controllers } = t;
+    seed(server);
+    server.create(pod("app", { claim: "data", nodeName: "node-a" }));
+    await until(() => isRunningAndReady(server.get("pods", "default", "app")), "app Running");
+    const name = va("pv-1", "node-a");
+    const first = server.get("volumeattachments", undefined, name)!.metadata.uid;
+    // Deleted too early: the pod is still on node-a (only terminating, or not even that).
+    server.delete("volumeattachments", undefined, name);
+    await until(() => {
+      const again = server.get("volumeattachments", undefined, name);
+      return again !== undefined && again.metadata.uid !== first;
+    }, "a new VolumeAttachment to node-a");
+    assert.ok(
+      controllers.log.some((l) =>
+        l.message === "sync: volume pv-1 is no longer attached to node node-a"
+      ),
+    );
+  } finally {
+    await t.close();
+  }
+});
