@@ -177,6 +177,11 @@ const flagSpecs: readonly FlagSpec[] = [
     "operationsTimeout",
     "Bound on each action, and the time within which an action is not repeated",
   ),
+  boolFlag(
+    "out-of-service-taint",
+    "outOfServiceTaint",
+    "Also taint a dead lost node node.kubernetes.io/out-of-service, so Kubernetes detaches all its volumes at once",
+  ),
   {
     name: "output",
     kind: "string",

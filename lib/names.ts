@@ -33,6 +33,18 @@ export const lostQuorumTaintKey = "drbd.linbit.com/lost-quorum";
 /** Taint on a node that has a resource forcing I/O errors. */
 export const forceIoErrorTaintKey = "drbd.linbit.com/force-io-error";
 
+/**
+ * Kubernetes' out-of-service taint (`--out-of-service-taint`): on a node
+ * that is not Ready, the attach-detach controller detaches every volume at
+ * once and the pod garbage collector deletes its terminating pods. Ours
+ * carry {@linkcode outOfServiceTaintValue}, so the agent only ever removes
+ * the ones it set.
+ */
+export const outOfServiceTaintKey = "node.kubernetes.io/out-of-service";
+
+/** The value of the out-of-service taints the agent sets. */
+export const outOfServiceTaintValue = "ha-controller";
+
 /** The effect of both of our taints. */
 export const taintEffect = "NoSchedule";
 

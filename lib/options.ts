@@ -34,6 +34,13 @@ export interface Options {
   disableNodeTaints: boolean;
   /** Also fail over pods with volumes that are not known to be safe (e.g. hostPath). */
   failOverUnsafePods: boolean;
+  /**
+   * Also taint a lost node whose kubelet is dead `node.kubernetes.io/out-of-service`
+   * (value `ha-controller`), so the attach-detach controller detaches every
+   * volume there at once instead of at its next sync; removed by the node's
+   * own agent once its DRBD resources have quorum again.
+   */
+  outOfServiceTaint: boolean;
   /** Label selector of LINSTOR satellite pods, to map DRBD connection names to nodes. */
   satellitePodLabel: string;
   /** Address of the /healthz and /metrics server; empty disables it. */
@@ -58,6 +65,7 @@ export const defaultOptions: Options = {
   v: 0,
   disableNodeTaints: false,
   failOverUnsafePods: false,
+  outOfServiceTaint: false,
   satellitePodLabel: "app.kubernetes.io/component=linstor-satellite",
   healthBindAddress: ":8000",
   dryRun: false,

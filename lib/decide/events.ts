@@ -11,7 +11,13 @@ import type {
   Taint,
   VolumeAttachmentInfo,
 } from "../kube/objects.ts";
-import { forceIoErrorTaintKey, lostQuorumTaintKey, taintEffect } from "../names.ts";
+import {
+  forceIoErrorTaintKey,
+  lostQuorumTaintKey,
+  outOfServiceTaintKey,
+  outOfServiceTaintValue,
+  taintEffect,
+} from "../names.ts";
 import type { EventSpec, EventTarget, PodRef } from "./types.ts";
 
 /** `drbd.linbit.com/lost-quorum:NoSchedule`. */
@@ -19,6 +25,21 @@ export const lostQuorumTaint: Taint = { key: lostQuorumTaintKey, effect: taintEf
 
 /** `drbd.linbit.com/force-io-error:NoSchedule`. */
 export const forceIoErrorTaint: Taint = { key: forceIoErrorTaintKey, effect: taintEffect };
+
+/** `node.kubernetes.io/out-of-service=ha-controller:NoExecute` (opt-in). */
+export const outOfServiceTaint: Taint = {
+  key: outOfServiceTaintKey,
+  value: outOfServiceTaintValue,
+  effect: "NoExecute",
+};
+
+/** True when the node carries the out-of-service taint this agent sets (by its value). */
+export function hasOwnOutOfServiceTaint(node: NodeInfo): boolean {
+  return node.taints.some((t) =>
+    t.key === outOfServiceTaint.key && t.effect === outOfServiceTaint.effect &&
+    t.value === outOfServiceTaint.value
+  );
+}
 
 /** True when the node carries a taint with the same key and effect. */
 export function hasTaint(node: NodeInfo, taint: Taint): boolean {

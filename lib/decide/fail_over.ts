@@ -30,6 +30,7 @@ import {
   hasTaint,
   lostQuorumTaint,
   nodeTarget,
+  outOfServiceTaint,
   persistentVolumeTarget,
   podTarget,
   volumeAttachmentTarget,
@@ -334,6 +335,13 @@ function judgePeer(
     } else {
       actions.push(taintPeer(situation));
     }
+    // Opt-in: on a dead node the attach-detach controller then detaches at
+    // once, not at its next sync (up to a minute).
+    if (
+      ctx.options.outOfServiceTaint && !kubelet.responsive && !hasTaint(node, outOfServiceTaint)
+    ) {
+      actions.push(outOfServicePeer(situation));
+    }
   }
   const leftAlone: string[] = [];
   for (const pod of podsThere) {
@@ -465,6 +473,27 @@ function taintPeer(s: Situation): Action {
   };
 }
 
+function outOfServicePeer(s: Situation): Action {
+  const taint = `${outOfServiceTaint.key}=${outOfServiceTaint.value}:${outOfServiceTaint.effect}`;
+  return {
+    kind: "taint-node",
+    node: s.node.name,
+    peer: s.node.name,
+    taint: outOfServiceTaint,
+    resource: s.resource,
+    reason: `Node ${s.node.name} has been disconnected from DRBD resource ${s.resource} ` +
+      `(${s.state}) for ${s.elapsed} and ${s.kubelet.why}, so it is marked out of service ` +
+      "for Kubernetes to detach its volumes at once (--out-of-service-taint).",
+    events: [warningEvent(nodeTarget(s.node), {
+      related: s.attachments.length > 0 ? volumeAttachmentTarget(s.attachments[0]) : undefined,
+      reason: eventReason.nodeStorageQuorumLost,
+      action: eventAction.taintedNode,
+      note: `Tainted ${taint}: DRBD resource ${s.resource} on node ${s.reporter} lost this ` +
+        `node (${s.state}) and ${s.kubelet.why}.`,
+    })],
+  };
+}
+
 function removePod(pod: PodInfo, s: Situation): Action {
   const ref: PodRef = { namespace: pod.namespace, name: pod.name, uid: pod.uid };
   const used = s.persistentVolumes.find((pv) =>
@@ -529,7 +558,9 @@ function detach(va: VolumeAttachmentInfo, s: Situation): Action {
 function describe(action: Action): string {
   switch (action.kind) {
     case "taint-node":
-      return "taint node";
+      return action.taint.key === lostQuorumTaint.key
+        ? "taint node"
+        : `taint node ${action.taint.key}`;
     case "evict-pod":
       return `evict pod ${podKey(action.pod)}`;
     case "force-delete-pod":

@@ -23,10 +23,12 @@ import { formatDuration } from "../duration.ts";
 import { formatElapsed, type RuleContext, runTimer } from "./context.ts";
 import {
   forceIoErrorTaint,
+  hasOwnOutOfServiceTaint,
   hasTaint,
   lostQuorumTaint,
   nodeTarget,
   normalEvent,
+  outOfServiceTaint,
   warningEvent,
 } from "./events.ts";
 import type { Action, EventSpec, Snapshot } from "./types.ts";
@@ -183,6 +185,24 @@ export function ownTaints(resources: DrbdResource[], ctx: RuleContext): OwnTaint
         }),
       }));
     }
+  }
+
+  // The out-of-service taint a peer's agent set while this node was lost
+  // (--out-of-service-taint): gone once every resource has quorum again, as
+  // the lost-quorum taint; one an administrator set (another value) stays.
+  if (!anyLost && hasOwnOutOfServiceTaint(node) && configUnknown.length === 0) {
+    actions.push(change(node, {
+      add: false,
+      taint: outOfServiceTaint,
+      reason: `Every DRBD resource on node ${node.name} has quorum again, so the ` +
+        `${outOfServiceTaint.key} taint ha-controller set while the node was lost is removed.`,
+      event: normalEvent(nodeTarget(node), {
+        reason: eventReason.nodeStorageQuorumRegained,
+        action: eventAction.untaintedNode,
+        note: `Removed ${outOfServiceTaint.key}=${outOfServiceTaint.value}:` +
+          `${outOfServiceTaint.effect}: every DRBD resource has quorum.`,
+      }),
+    }));
   }
 
   if (forcing.length > 0 && !hasTaint(node, forceIoErrorTaint)) {

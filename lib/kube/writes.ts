@@ -90,10 +90,16 @@ export class KubeWriter {
     }, recheck);
   }
 
-  /** Remove the taint with `taint`'s key and effect, keeping all others. */
+  /**
+   * Remove the taint with `taint`'s key and effect (and value, when `taint`
+   * has one: another party's taint with the same key stays), keeping all
+   * others.
+   */
   removeTaint(node: string, taint: Taint): Promise<WriteOutcome> {
     return this.#updateTaints(node, (taints) => {
-      const kept = taints.filter((t) => !sameTaint(t, taint));
+      const kept = taints.filter((t) =>
+        !sameTaint(t, taint) || (taint.value !== undefined && t.value !== taint.value)
+      );
       return kept.length === taints.length ? undefined : kept;
     });
   }

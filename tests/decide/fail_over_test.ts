@@ -1039,3 +1039,37 @@ Deno.test("fail-over: after an earlier agent's turn its actions are not repeated
     /node already tainted, skip pod default\/app: already terminating, VolumeAttachment csi-b already being deleted/,
   );
 });
+
+Deno.test("--out-of-service-taint: a dead peer is also tainted out-of-service, before its pods go; a live one is not", () => {
+  const outOfService = "node.kubernetes.io/out-of-service";
+  const dead = failOverScene({ peerNode: node("node-b", { ready: false }) });
+  const plan = decide(dead, expired(), options({ outOfServiceTaint: true }), T0).plan;
+  assert.deepEqual(summary(plan), [
+    `taint-node node-b ${lostQuorum}`,
+    `taint-node node-b ${outOfService}`,
+    "force-delete-pod default/app",
+    "delete-volume-attachment csi-b",
+  ]);
+  const taint = plan[1];
+  assert.ok(taint.kind === "taint-node");
+  assert.deepEqual(taint.taint, { key: outOfService, value: "ha-controller", effect: "NoExecute" });
+  // Off by default; never on a node whose kubelet answers; not twice.
+  assert.deepEqual(
+    summary(decide(dead, expired(), options(), T0).plan)[1],
+    "force-delete-pod default/app",
+  );
+  assert.ok(
+    !summary(decide(failOverScene(), expired(), options({ outOfServiceTaint: true }), T0).plan)
+      .some((a) => a.includes(outOfService)),
+  );
+  const already = failOverScene({
+    peerNode: node("node-b", {
+      ready: false,
+      taints: [{ key: outOfService, value: "ha-controller", effect: "NoExecute" }],
+    }),
+  });
+  assert.ok(
+    !summary(decide(already, expired(), options({ outOfServiceTaint: true }), T0).plan)
+      .some((a) => a.includes(outOfService)),
+  );
+});

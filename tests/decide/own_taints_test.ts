@@ -410,3 +410,38 @@ Deno.test("own taints: lost-quorum kept while a volume is attached here without 
     /lost-quorum taint kept: VolumeAttachment csi-a \(volume pvc-9\) attached to this node without a DRBD resource here yet/,
   );
 });
+
+Deno.test("own taints: the out-of-service taint ha-controller set is removed once quorum is back; an administrator's stays", () => {
+  const ours = {
+    key: "node.kubernetes.io/out-of-service",
+    value: "ha-controller",
+    effect: "NoExecute",
+  };
+  const admins = { ...ours, value: "nodeshutdown" };
+  const withOurs = decide(
+    snapshot({ ownNode: node("node-a", { taints: [ours] }), drbd: sample([withQuorum("r0")]) }),
+    memory(),
+    options(),
+    T0,
+  );
+  assert.deepEqual(summary(withOurs.plan), [
+    "untaint-node node-a node.kubernetes.io/out-of-service",
+  ]);
+  const removal = withOurs.plan[0];
+  assert.ok(removal.kind === "untaint-node" && removal.taint.value === "ha-controller");
+  const withAdmins = decide(
+    snapshot({ ownNode: node("node-a", { taints: [admins] }), drbd: sample([withQuorum("r0")]) }),
+    memory(),
+    options(),
+    T0,
+  );
+  assert.deepEqual(summary(withAdmins.plan), []);
+  // Kept while a resource still lacks quorum.
+  const lacking = decide(
+    snapshot({ ownNode: node("node-a", { taints: [ours] }), drbd: sample([withoutQuorum("r0")]) }),
+    memory(),
+    options(),
+    T0,
+  );
+  assert.ok(!summary(lacking.plan).some((a) => a.includes("out-of-service")));
+});

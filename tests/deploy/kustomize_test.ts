@@ -11,7 +11,7 @@ import {
   renderOverlay,
   rulesOf,
 } from "./manifests.ts";
-import { forceIoErrorTaintKey, lostQuorumTaintKey } from "../../lib/names.ts";
+import { forceIoErrorTaintKey, lostQuorumTaintKey, outOfServiceTaintKey } from "../../lib/names.ts";
 
 /** What the agent requests (lib/kube/*.ts, lib/agent.ts), sorted. */
 const expectedClusterRules = [
@@ -76,7 +76,12 @@ Deno.test("kubectl kustomize renders the namespace, RBAC and DaemonSet", async (
   });
   const tolerated = spec.tolerations.map((t: { key: string }) => t.key);
   for (
-    const key of [lostQuorumTaintKey, forceIoErrorTaintKey, "node-role.kubernetes.io/control-plane"]
+    const key of [
+      lostQuorumTaintKey,
+      forceIoErrorTaintKey,
+      outOfServiceTaintKey,
+      "node-role.kubernetes.io/control-plane",
+    ]
   ) {
     assert.ok(tolerated.includes(key), `Expected a toleration of ${key}, got ${tolerated}`);
   }

@@ -261,6 +261,92 @@ Deno.test("with agents, a crashed node's StatefulSet pod runs on a survivor with
   }
 });
 
+Deno.test("with agents and kube-controller-manager's defaults, the replacement waits for the attach-detach sync (up to 60 s)", async () => {
+  // Stock constants: the attach-detach controller notices the deleted
+  // VolumeAttachment only at its next 60 s sync, the one wait the agent
+  // cannot shorten without the out-of-service taint.
+  const cluster = await SimCluster.start();
+  try {
+    cluster.deployStatefulSet("web");
+    await cluster.waitForRunningPod("web-0");
+    const before = placement(cluster, "web-0");
+    await cluster.crash(before.node);
+    const crashed = cluster.timeline.find(/crashed/)!;
+    const newNode = await cluster.waitForRunningPod("web-0", {
+      notOn: before.node,
+      timeoutMs: 120_000,
+    });
+    const running = milestoneAfter(
+      cluster,
+      crashed,
+      new RegExp(`pod default/web-0 Running on ${newNode}`),
+    );
+    const recoveryMs = running.at - crashed.at;
+    const boundMs = defaultOptions.failOverTimeout + cluster.drbd.detectionMs + 60_000 +
+      deadline(5_000);
+    console.log(formatTimeline(cluster.timeline.milestones()));
+    console.log(
+      `with agents, default kube-controller-manager: replacement Running on ${newNode} ` +
+        `${(recoveryMs / 1000).toFixed(1)} s after the crash (bound ${
+          (boundMs / 1000).toFixed(1)
+        } s)`,
+    );
+    assert.ok(recoveryMs <= boundMs, `Expected Running within ${boundMs} ms, got ${recoveryMs} ms`);
+    assert.deepEqual(cluster.controllers.errors, []);
+  } finally {
+    await cluster.stop();
+  }
+});
+
+Deno.test("with --out-of-service-taint and kube-controller-manager's defaults, no wait for the sync; the taint goes when the node is back", async () => {
+  const cluster = await SimCluster.start({ agentArgs: ["--out-of-service-taint"] });
+  try {
+    cluster.deployStatefulSet("web");
+    await cluster.waitForRunningPod("web-0");
+    const before = placement(cluster, "web-0");
+    await cluster.crash(before.node);
+    const crashed = cluster.timeline.find(/crashed/)!;
+    const newNode = await cluster.waitForRunningPod("web-0", {
+      notOn: before.node,
+      timeoutMs: 120_000,
+    });
+    const running = milestoneAfter(
+      cluster,
+      crashed,
+      new RegExp(`pod default/web-0 Running on ${newNode}`),
+    );
+    const recoveryMs = running.at - crashed.at;
+    // The crashed kubelet's Lease is overdue after 15 s (1.5 × 40 s / 4),
+    // before DRBD's 10.5 s detection plus the 5 s fail-over timeout end.
+    const boundMs = defaultOptions.failOverTimeout + cluster.drbd.detectionMs + deadline(10_000);
+    console.log(formatTimeline(cluster.timeline.milestones()));
+    console.log(
+      `with agents and --out-of-service-taint, default kube-controller-manager: replacement ` +
+        `Running on ${newNode} ${(recoveryMs / 1000).toFixed(1)} s after the crash ` +
+        `(bound ${(boundMs / 1000).toFixed(1)} s)`,
+    );
+    assert.ok(recoveryMs <= boundMs, `Expected Running within ${boundMs} ms, got ${recoveryMs} ms`);
+    const outOfService = (node: string) =>
+      taintsOf(cluster.server.get("nodes", undefined, node)!).filter((t) =>
+        t.key === "node.kubernetes.io/out-of-service"
+      );
+    assert.deepEqual(outOfService(before.node), [
+      { key: "node.kubernetes.io/out-of-service", value: "ha-controller", effect: "NoExecute" },
+    ]);
+
+    // The node is back: its own agent removes both taints once DRBD has quorum.
+    await cluster.restore(before.node);
+    await waitFor(
+      () => outOfService(before.node).length === 0,
+      60_000,
+      () => `out-of-service removed:\n${formatTimeline(cluster.timeline.milestones())}`,
+    );
+    assert.deepEqual(cluster.controllers.errors, []);
+  } finally {
+    await cluster.stop();
+  }
+});
+
 Deno.test("without agents, a crashed node's pod waits for an operator and the 6 minute force detach", async () => {
   // Stock Kubernetes constants, sped up 30 times: 15 simulated minutes take 30 s.
   const cluster = await SimCluster.start({ agents: false, scale: 30 });

@@ -391,3 +391,25 @@ Deno.test("addTaint asks its re-check after reading the Node: a reason withdraws
     await t.close();
   }
 });
+
+Deno.test("removeTaint with a value leaves another party's taint with the same key and effect", async () => {
+  const t = await setup();
+  try {
+    const admins = {
+      key: "node.kubernetes.io/out-of-service",
+      value: "nodeshutdown",
+      effect: "NoExecute",
+    };
+    const ours = { ...admins, value: "ha-controller" };
+    t.server.create(node("node-b", [admins]));
+    assert.equal(await t.writer.removeTaint("node-b", ours), "already");
+    assert.deepEqual((t.server.get("nodes", undefined, "node-b") as Obj).spec.taints, [admins]);
+    assert.equal(
+      await t.writer.removeTaint("node-b", { key: admins.key, effect: "NoExecute" }),
+      "done",
+    );
+    assert.deepEqual((t.server.get("nodes", undefined, "node-b") as Obj).spec.taints, []);
+  } finally {
+    await t.close();
+  }
+});
