@@ -42,8 +42,11 @@ export interface Actuators {
     taint: { key: string; effect: string },
     recheck?: () => string | undefined,
   ) => Promise<WriteOutcome>;
-  /** Remove a taint. */
-  removeTaint: (node: string, taint: { key: string; effect: string }) => Promise<WriteOutcome>;
+  /** Remove a taint (with a value: only a taint with that value). */
+  removeTaint: (
+    node: string,
+    taint: { key: string; effect: string; value?: string },
+  ) => Promise<WriteOutcome>;
   /** Evict a pod. */
   evictPod: (
     pod: { namespace: string; name: string; uid: string },

@@ -408,6 +408,10 @@ export async function askRunningAgent(
   const host = hostname === "0.0.0.0" || hostname === "::" ? "127.0.0.1" : hostname;
   const address = `${host.includes(":") ? `[${host}]` : host}:${port}`;
   const none = (what: string) => ({ why: `no running agent answered at ${address}: ${what}` });
+  // Never a permission prompt: without net access to the address, do not ask.
+  if (Deno.permissions.querySync({ name: "net", host: address }).state !== "granted") {
+    return { why: `not asking a running agent at ${address}: no --allow-net for it` };
+  }
   let body: unknown;
   try {
     const response = await fetch(`http://${address}/status`, {

@@ -178,11 +178,15 @@ export class AgentLoop {
     const startedAt = now();
     this.#cycleStartedAt = startedAt;
     try {
-      const wanted = peersToInspect({
-        nodeName: d.options.nodeName,
-        drbd: d.sampleDrbd(),
-        ...d.readCluster(),
-      }, d.options);
+      const wanted = peersToInspect(
+        {
+          nodeName: d.options.nodeName,
+          drbd: d.sampleDrbd(),
+          ...d.readCluster(),
+        },
+        d.options,
+        { memory: this.#memory, now: startedAt },
+      );
       const peers = new Map<string, PeerView>();
       const views = await Promise.all(wanted.map((node) => d.fetchPeer(node)));
       wanted.forEach((node, i) => peers.set(node, views[i]));

@@ -105,6 +105,8 @@ export interface EventWhat {
   note: string;
   /** See {@linkcode EventSpec}. */
   related?: EventTarget;
+  /** See {@linkcode EventSpec}. */
+  seriesKey?: string;
 }
 
 /** A Warning event about `regarding`. */

@@ -464,6 +464,7 @@ function taintPeer(s: Situation): Action {
       "so no new pod may be scheduled there.",
     events: [warningEvent(nodeTarget(s.node), {
       related: s.attachments.length > 0 ? volumeAttachmentTarget(s.attachments[0]) : undefined,
+      seriesKey: lostQuorumTaint.key,
       reason: eventReason.nodeStorageQuorumLost,
       action: eventAction.taintedNode,
       note: `Tainted ${lostQuorumTaint.key}:${lostQuorumTaint.effect}: DRBD resource ` +
@@ -486,6 +487,7 @@ function outOfServicePeer(s: Situation): Action {
       "for Kubernetes to detach its volumes at once (--out-of-service-taint).",
     events: [warningEvent(nodeTarget(s.node), {
       related: s.attachments.length > 0 ? volumeAttachmentTarget(s.attachments[0]) : undefined,
+      seriesKey: outOfServiceTaint.key,
       reason: eventReason.nodeStorageQuorumLost,
       action: eventAction.taintedNode,
       note: `Tainted ${taint}: DRBD resource ${s.resource} on node ${s.reporter} lost this ` +

@@ -23,7 +23,7 @@
  */
 
 import type { Options } from "../options.ts";
-import type { DrbdSample } from "../drbd/model.ts";
+import { type DrbdSample, suspendedForQuorumDataOrFencing } from "../drbd/model.ts";
 import { formatElapsed, type RuleContext } from "./context.ts";
 import { failOver, failOverAllowedByDrbd, failOverApplies, peerNodes } from "./fail_over.ts";
 import { hasTaint, lostQuorumTaint } from "./events.ts";
@@ -33,6 +33,7 @@ import {
   drbdIsFresh,
   failOverBackoffReset,
   failOverDelay,
+  failOverStaggerMs,
   pauseReason,
   untrustedReasons,
   withoutRecentRepeats,
@@ -71,10 +72,15 @@ export {
  * nodes none of whose connections is Connected (see `peerNodes`; a node
  * behind an ambiguous connection name is never fetched); and, for the
  * outage guard of the own lost-quorum taint, every peer node of the
- * resources that lack quorum here, until this node carries that taint.
+ * resources that lack quorum here (given the loop's `timers`: once the loss
+ * lasted `failOverTimeout`), until this node carries that taint.
  * Sorted, no duplicates, never this node.
  */
-export function peersToInspect(snapshot: Omit<Snapshot, "peers">, options: Options): string[] {
+export function peersToInspect(
+  snapshot: Omit<Snapshot, "peers">,
+  options: Options,
+  timers?: { memory: Memory; now: number },
+): string[] {
   const nodes = new Set<string>();
   const index = new SnapshotIndex(snapshot);
   for (const resource of snapshot.drbd.resources) {
@@ -86,7 +92,14 @@ export function peersToInspect(snapshot: Omit<Snapshot, "peers">, options: Optio
   // resources that lack quorum here, until this node is tainted.
   const own = snapshot.ownNode;
   if (!options.disableNodeTaints && own !== undefined && !hasTaint(own, lostQuorumTaint)) {
-    const lacking = snapshot.drbd.resources.filter(lacksQuorum);
+    // With the loop's timers: only once a quorum loss lasted the fail-over
+    // timeout (the guard is asked no sooner), not on every brief loss.
+    const matured = (name: string) => {
+      if (timers === undefined) return true;
+      const since = timers.memory.quorumLostSince.get(name);
+      return since !== undefined && timers.now - since >= options.failOverTimeout;
+    };
+    const lacking = snapshot.drbd.resources.filter((r) => lacksQuorum(r) && matured(r.name));
     for (const node of peerNodesOf(lacking, snapshot)) nodes.add(node);
   }
   return [...nodes].sort();
@@ -196,12 +209,18 @@ function nextDeadline(
   { options, now }: { options: Options; now: number },
 ): number | undefined {
   const deadlines: number[] = [];
+  // Agents that wait their turn (failOverRank, the own taint's rank) act
+  // failOverStaggerMs per rank later: wake for the first few turns too.
+  const turns = (at: number) => [0, 1, 2, 3].map((rank) => at + rank * failOverStaggerMs);
   for (const [key, since] of memory.failOverSince) {
     const resource = key.slice(0, key.lastIndexOf("/"));
     const count = memory.failOvers.get(resource)?.count ?? 0;
-    deadlines.push(since + failOverDelay(count, options));
+    deadlines.push(...turns(since + failOverDelay(count, options)));
   }
-  for (const since of [...memory.quorumLostSince.values(), ...memory.suspendedSince.values()]) {
+  for (const since of memory.quorumLostSince.values()) {
+    deadlines.push(...turns(since + options.failOverTimeout));
+  }
+  for (const since of memory.suspendedSince.values()) {
     deadlines.push(since + options.failOverTimeout);
   }
   const future = deadlines.filter((d) => d > now);
@@ -260,7 +279,8 @@ export function withdrawnBy(
 ): string | undefined {
   const ownTaint = action.kind === "taint-node" && action.node === snapshot.nodeName &&
     action.taint.key === lostQuorumTaint.key;
-  if (action.peer === undefined && !ownTaint) return undefined;
+  const demotion = action.kind === "force-demote";
+  if (action.peer === undefined && !ownTaint && !demotion) return undefined;
   if (drbd.availability !== "ok") {
     const what = drbd.availability === "not-loaded"
       ? "the DRBD module is not loaded now"
@@ -270,6 +290,15 @@ export function withdrawnBy(
   if (ownTaint) {
     if (drbd.resources.some(lacksQuorum)) return undefined;
     return "every DRBD resource has quorum again";
+  }
+  if (action.kind === "force-demote") {
+    const now = drbd.resources.find((r) => r.name === action.resource);
+    if (now === undefined) return `DRBD resource ${action.resource} is gone`;
+    if (now.role !== "Primary") return `DRBD resource ${action.resource} is no longer Primary`;
+    if (!suspendedForQuorumDataOrFencing(now)) {
+      return `DRBD resource ${action.resource} is no longer suspended`;
+    }
+    return undefined;
   }
   const resource = drbd.resources.find((r) => r.name === action.resource);
   if (resource === undefined) return `DRBD resource ${action.resource} is gone`;

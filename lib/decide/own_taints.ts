@@ -190,7 +190,10 @@ export function ownTaints(resources: DrbdResource[], ctx: RuleContext): OwnTaint
   // The out-of-service taint a peer's agent set while this node was lost
   // (--out-of-service-taint): gone once every resource has quorum again, as
   // the lost-quorum taint; one an administrator set (another value) stays.
-  if (!anyLost && hasOwnOutOfServiceTaint(node) && configUnknown.length === 0) {
+  if (
+    !anyLost && hasOwnOutOfServiceTaint(node) && configUnknown.length === 0 &&
+    attachedWithoutResource(resources, ctx).length === 0
+  ) {
     actions.push(change(node, {
       add: false,
       taint: outOfServiceTaint,
@@ -248,6 +251,7 @@ function attachedWithoutResource(resources: DrbdResource[], ctx: RuleContext): s
   const out: string[] = [];
   for (const va of ctx.snapshot.volumeAttachments) {
     if (va.nodeName !== ctx.snapshot.nodeName || va.attacher !== linstorCsiDriver) continue;
+    if (va.deleting) continue;
     const pvName = va.persistentVolumeName;
     if (pvName === undefined) continue;
     const pv = byName.get(pvName);
@@ -272,6 +276,6 @@ function change(
     taint: spec.taint,
     resource: undefined,
     reason: spec.reason,
-    events: [spec.event],
+    events: [{ ...spec.event, seriesKey: spec.taint.key }],
   };
 }

@@ -9,7 +9,7 @@
 import type { DrbdSample } from "../drbd/model.ts";
 import { formatDuration } from "../duration.ts";
 import type { Options } from "../options.ts";
-import { pauseAnnotation } from "../names.ts";
+import { outOfServiceTaintKey, pauseAnnotation } from "../names.ts";
 import { formatElapsed } from "./context.ts";
 import { type Action, actionKey, type Memory, type Snapshot } from "./types.ts";
 
@@ -111,7 +111,9 @@ export function pauseReason(snapshot: Snapshot): HeldBack | undefined {
 /** Evictions, pod deletions, VolumeAttachment deletions and forced demotions. */
 export function isDestructive(action: Action): boolean {
   return action.kind === "evict-pod" || action.kind === "force-delete-pod" ||
-    action.kind === "delete-volume-attachment" || action.kind === "force-demote";
+    action.kind === "delete-volume-attachment" || action.kind === "force-demote" ||
+    // NoExecute: Kubernetes evicts the node's pods and force-detaches its volumes.
+    (action.kind === "taint-node" && action.taint.key === outOfServiceTaintKey);
 }
 
 /** A destructive action held back because it was issued recently. */

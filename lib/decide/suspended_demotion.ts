@@ -11,9 +11,11 @@
  * the API while its containers still hang on the device leaves no pod object
  * behind. A pod runs when it is not being deleted and is `Running`, reports a
  * running container (a `Pending` pod runs its init containers), or its phase
- * is unknown. A `Pending` pod waiting to start does not block: its mount
- * hangs on the frozen device too, and fails over to an error that the
- * kubelet retries. Only resources that back a PersistentVolume are
+ * is unknown; a `Pending` pod also counts unless the kubelet reports its
+ * sandbox not ready (`PodReadyToStartContainers` False: its volumes are not
+ * mounted yet, the mount hangs on the frozen device and fails over to an
+ * error the kubelet retries). A `Pending` pod whose volumes may be mounted
+ * (pulling images, say) blocks, as demoting would break its filesystem. Only resources that back a PersistentVolume are
  * demoted: others are not Kubernetes' to judge. A suspension by the user
  * alone (`drbdsetup suspend-io`) is left alone.
  *
@@ -118,7 +120,11 @@ export function suspendedDemotion(view: ResourceView, ctx: RuleContext): RuleOut
 /** The pod may still use the device: see the module documentation. */
 function podRuns(pod: PodInfo): boolean {
   if (pod.deletionTimestamp !== undefined || podIsTerminal(pod)) return false;
-  return pod.phase === "Running" || pod.containerRunning || !knownPhases.has(pod.phase);
+  if (pod.phase === "Running" || pod.containerRunning || !knownPhases.has(pod.phase)) return true;
+  // Pending: its volumes may be mounted already (the kubelet mounts them
+  // before it creates the sandbox and pulls images). Only a pod whose
+  // sandbox is reported not ready yet is surely still waiting to mount.
+  return pod.sandboxReady !== false;
 }
 
 /** Phases in which a pod without a running container does not run. */

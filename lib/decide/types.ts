@@ -126,6 +126,11 @@ export interface EventSpec {
   action: string;
   /** Human-readable explanation. */
   note: string;
+  /**
+   * Tells apart, for EventSeries, Events that are otherwise alike (not sent):
+   * the taint key of a taint or untaint Event.
+   */
+  seriesKey?: string;
 }
 
 /** Reference to a namespaced object, with its UID for preconditions. */

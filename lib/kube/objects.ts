@@ -81,6 +81,12 @@ export interface PodInfo {
    * included (a `Pending` pod runs its init containers).
    */
   containerRunning: boolean;
+  /**
+   * The kubelet's `PodReadyToStartContainers` condition (`PodHasNetwork`
+   * before 1.29): true once the sandbox exists, which the kubelet creates
+   * only after the pod's volumes are mounted; undefined when not reported.
+   */
+  sandboxReady: boolean | undefined;
   /** The pod has at least one owner reference (a controller will recreate it). */
   hasOwner: boolean;
   /** The pod carries the ignore-fail-over annotation. */
@@ -210,11 +216,19 @@ export function slimPod(pod: V1Pod): PodInfo | undefined {
     deletionTimestamp: meta.deletionTimestamp ? String(meta.deletionTimestamp) : undefined,
     containerRunning: anyRunning(pod.status?.initContainerStatuses) ||
       anyRunning(pod.status?.containerStatuses),
+    sandboxReady: sandboxReadyOf(pod.status?.conditions),
     hasOwner: (meta.ownerReferences ?? []).length > 0,
     ignoreFailOver: meta.annotations?.[ignoreFailOverAnnotation] !== undefined,
     labels: { ...(meta.labels ?? {}) },
     volumes,
   };
+}
+
+function sandboxReadyOf(conditions: { type?: string; status?: string }[] | undefined) {
+  const found = (conditions ?? []).find((c) =>
+    c?.type === "PodReadyToStartContainers" || c?.type === "PodHasNetwork"
+  );
+  return found === undefined ? undefined : found.status === "True";
 }
 
 function anyRunning(statuses: { state?: { running?: unknown } }[] | undefined): boolean {

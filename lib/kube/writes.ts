@@ -268,7 +268,8 @@ export class KubeWriter {
         },
       );
     } catch (err) {
-      if (isNotFound(err)) return false;
+      // Gone (404), or the patch refused: record a new Event instead.
+      if (isNotFound(err) || err instanceof ApiError) return false;
       throw err;
     }
     open.count = count;
@@ -287,6 +288,7 @@ function eventKey(event: EventSpec): string {
     event.action,
     target(event.regarding),
     target(event.related),
+    event.seriesKey ?? "",
   ]);
 }
 

@@ -134,6 +134,7 @@ export function pod(name: string, overrides: Partial<PodInfo> = {}): PodInfo {
     phase: "Running",
     deletionTimestamp: undefined,
     containerRunning: false,
+    sandboxReady: true,
     hasOwner: true,
     ignoreFailOver: false,
     labels: {},

@@ -267,3 +267,32 @@ Deno.test("withdrawnBy: the own lost-quorum taint holds while some resource lack
   // Other nodes' taints and other actions without a peer are not re-checked.
   assert.equal(withdrawnBy({ ...taint, node: "node-b" }, sample([]), scene), undefined);
 });
+
+Deno.test("withdrawnBy: a forced demotion holds only while the resource is a suspended Primary", () => {
+  const suspended = drbdResource("pvc-1", {
+    role: "Primary",
+    suspended: { user: false, noData: false, fencing: false, quorum: true },
+    devices: [device({ quorum: false })],
+  });
+  const scene = snapshot({ drbd: sample([suspended]) });
+  const demote = {
+    kind: "force-demote" as const,
+    resource: "pvc-1",
+    reason: "r",
+    events: [],
+  };
+  assert.equal(withdrawnBy(demote, scene.drbd, scene), undefined);
+  assert.equal(
+    withdrawnBy(
+      demote,
+      sample([{ ...suspended, suspended: { ...suspended.suspended, quorum: false } }]),
+      scene,
+    ),
+    "DRBD resource pvc-1 is no longer suspended",
+  );
+  assert.equal(
+    withdrawnBy(demote, sample([{ ...suspended, role: "Secondary" }]), scene),
+    "DRBD resource pvc-1 is no longer Primary",
+  );
+  assert.equal(withdrawnBy(demote, sample([]), scene), "DRBD resource pvc-1 is gone");
+});

@@ -354,6 +354,11 @@ Deno.test("own taints, outage guard: the loop fetches the peers of quorum-less r
   assert.deepEqual(peersToInspect(s, options()), ["node-b", "node-c"]);
   assert.deepEqual(peersToInspect({ ...s, ownNode: tainted("node-a") }, options()), []);
   assert.deepEqual(peersToInspect(s, options({ disableNodeTaints: true })), []);
+  // With the loop's timers: only once the quorum loss lasted the fail-over timeout.
+  const fresh = { memory: memory({ quorumLostSince: { r0: T0 - 1_000 } }), now: T0 };
+  assert.deepEqual(peersToInspect(s, options(), fresh), []);
+  const matured = { memory: memory({ quorumLostSince: { r0: T0 - 5_000 } }), now: T0 };
+  assert.deepEqual(peersToInspect(s, options(), matured), ["node-b", "node-c"]);
 });
 
 // --- a node whose DRBD is not configured yet (slow satellite after a reboot) --

@@ -93,14 +93,27 @@ const cases: Case[] = [
     verdict: "still used by running pod default/web",
   },
   {
-    name: "a Pending consumer waiting to start does not block the demotion",
+    name: "a Pending consumer whose sandbox is not ready (volumes not mounted) does not block",
     suspended: { quorum: true },
     localPods: [
       local("app", { deletionTimestamp: terminating }),
-      local("web", { phase: "Pending" }),
+      local("web", { phase: "Pending", sandboxReady: false }),
     ],
     plan: ["force-demote pvc-1"],
     verdict: "with no running pod: force-demoting",
+  },
+  {
+    name: "a Pending consumer whose volumes may be mounted (sandbox ready: pulling images) blocks",
+    suspended: { quorum: true },
+    localPods: [local("web", { phase: "Pending", sandboxReady: true })],
+    plan: [],
+    verdict: "still used by running pod default/web",
+  },
+  {
+    name: "a Pending consumer without a sandbox condition blocks (it may have mounted)",
+    suspended: { quorum: true },
+    localPods: [local("web", { phase: "Pending", sandboxReady: undefined })],
+    plan: [],
   },
   {
     name: "a Pending consumer running an init container blocks the demotion",

@@ -413,3 +413,17 @@ Deno.test("removeTaint with a value leaves another party's taint with the same k
     await t.close();
   }
 });
+
+Deno.test("Events alike but for their seriesKey (two taints' Events) are separate Events", async () => {
+  const t = await setup();
+  try {
+    const t0 = Date.UTC(2026, 11, 7, 1, 0, 0);
+    await t.writer.recordEvent({ ...nodeEvent("lost-quorum"), seriesKey: "a" }, t0);
+    await t.writer.recordEvent({ ...nodeEvent("out-of-service"), seriesKey: "b" }, t0 + 1_000);
+    const events = t.server.list("events.k8s.io/events") as Obj[];
+    assert.deepEqual(events.map((e) => e.note).sort(), ["lost-quorum", "out-of-service"]);
+    assert.ok(events.every((e) => e.seriesKey === undefined), "seriesKey is not sent");
+  } finally {
+    await t.close();
+  }
+});
