@@ -145,6 +145,15 @@ async function waitMetric(
   );
 }
 
+/** Wait until the agent ran a drbdsetup state change (a forced demotion here). */
+async function waitForDemotion(s: Scene, agent: AgentProcess): Promise<void> {
+  await waitFor(
+    async () => stateChanges(await s.drbd.calls()).length > 0,
+    15_000,
+    () => `drbdsetup secondary --force (stderr:\n${agent.stderr()})`,
+  );
+}
+
 function stateChanges(calls: string[][]): string[][] {
   return calls.filter((argv) => argv[0] !== "events2" && argv[0] !== "show");
 }
@@ -266,11 +275,7 @@ Deno.test("suspended demotion: a quorum-suspended Primary whose local pod termin
     assert.deepEqual(stateChanges(await s.drbd.calls()), [], "user-suspended: no demotion");
 
     await s.drbd.setResources([isolatedResource("Primary")]);
-    await waitFor(
-      async () => stateChanges(await s.drbd.calls()).length > 0,
-      15_000,
-      () => `drbdsetup secondary --force (stderr:\n${agent.stderr()})`,
-    );
+    await waitForDemotion(s, agent);
     await waitEvent(s.server, "PersistentVolume/pvc-1 VolumeWithoutQuorum/ForcedVolumeDemotion");
     await waitEvent(
       s.server,
@@ -310,11 +315,7 @@ Deno.test("suspended demotion: a Running consumer keeps its Primary; once the po
     // Force-deleted from the API while its containers hang on the frozen device.
     s.server.delete("pods", "default", "web-0", { gracePeriodSeconds: 0 });
     assert.equal(s.server.get("pods", "default", "web-0"), undefined);
-    await waitFor(
-      async () => stateChanges(await s.drbd.calls()).length > 0,
-      15_000,
-      () => `drbdsetup secondary --force (stderr:\n${agent.stderr()})`,
-    );
+    await waitForDemotion(s, agent);
     assert.deepEqual(stateChanges(await s.drbd.calls()), [["secondary", "--force", "pvc-1"]]);
     await waitEvent(s.server, "PersistentVolume/pvc-1 VolumeWithoutQuorum/ForcedVolumeDemotion");
   });
@@ -324,11 +325,7 @@ Deno.test("suspended demotion: a suspended Primary that no local pod uses at all
   const s = await scene(); // web-0, the claim's pod, runs on node-b: none on node-a
   await s.drbd.setResources([isolatedResource("Primary")]);
   await withAgent(s, fast, async (agent) => {
-    await waitFor(
-      async () => stateChanges(await s.drbd.calls()).length > 0,
-      15_000,
-      () => `drbdsetup secondary --force (stderr:\n${agent.stderr()})`,
-    );
+    await waitForDemotion(s, agent);
     assert.deepEqual(stateChanges(await s.drbd.calls()), [["secondary", "--force", "pvc-1"]]);
     // The action's log line follows the call.
     await waitFor(

@@ -261,37 +261,52 @@ Deno.test("with agents, a crashed node's StatefulSet pod runs on a survivor with
   }
 });
 
+/**
+ * Crash web-0's node and measure until its replacement runs elsewhere;
+ * prints the timeline and `what`, checks the recovery against `boundMs`
+ * (given the cluster, to use its DRBD detection delay).
+ */
+async function crashAndRecover(
+  cluster: SimCluster,
+  what: string,
+  boundOf: (cluster: SimCluster) => number,
+): Promise<{ before: Placement; newNode: string }> {
+  cluster.deployStatefulSet("web");
+  await cluster.waitForRunningPod("web-0");
+  const before = placement(cluster, "web-0");
+  await cluster.crash(before.node);
+  const crashed = cluster.timeline.find(/crashed/)!;
+  const newNode = await cluster.waitForRunningPod("web-0", {
+    notOn: before.node,
+    timeoutMs: 120_000,
+  });
+  const running = milestoneAfter(
+    cluster,
+    crashed,
+    new RegExp(`pod default/web-0 Running on ${newNode}`),
+  );
+  const recoveryMs = running.at - crashed.at;
+  const boundMs = boundOf(cluster);
+  console.log(formatTimeline(cluster.timeline.milestones()));
+  console.log(
+    `${what}: replacement Running on ${newNode} ${(recoveryMs / 1000).toFixed(1)} s after ` +
+      `the crash (bound ${(boundMs / 1000).toFixed(1)} s)`,
+  );
+  assert.ok(recoveryMs <= boundMs, `Expected Running within ${boundMs} ms, got ${recoveryMs} ms`);
+  return { before, newNode };
+}
+
 Deno.test("with agents and kube-controller-manager's defaults, the replacement waits for the attach-detach sync (up to 60 s)", async () => {
   // Stock constants: the attach-detach controller notices the deleted
   // VolumeAttachment only at its next 60 s sync, the one wait the agent
   // cannot shorten without the out-of-service taint.
   const cluster = await SimCluster.start();
   try {
-    cluster.deployStatefulSet("web");
-    await cluster.waitForRunningPod("web-0");
-    const before = placement(cluster, "web-0");
-    await cluster.crash(before.node);
-    const crashed = cluster.timeline.find(/crashed/)!;
-    const newNode = await cluster.waitForRunningPod("web-0", {
-      notOn: before.node,
-      timeoutMs: 120_000,
-    });
-    const running = milestoneAfter(
+    await crashAndRecover(
       cluster,
-      crashed,
-      new RegExp(`pod default/web-0 Running on ${newNode}`),
+      "with agents, default kube-controller-manager",
+      (c) => defaultOptions.failOverTimeout + c.drbd.detectionMs + 60_000 + deadline(5_000),
     );
-    const recoveryMs = running.at - crashed.at;
-    const boundMs = defaultOptions.failOverTimeout + cluster.drbd.detectionMs + 60_000 +
-      deadline(5_000);
-    console.log(formatTimeline(cluster.timeline.milestones()));
-    console.log(
-      `with agents, default kube-controller-manager: replacement Running on ${newNode} ` +
-        `${(recoveryMs / 1000).toFixed(1)} s after the crash (bound ${
-          (boundMs / 1000).toFixed(1)
-        } s)`,
-    );
-    assert.ok(recoveryMs <= boundMs, `Expected Running within ${boundMs} ms, got ${recoveryMs} ms`);
     assert.deepEqual(cluster.controllers.errors, []);
   } finally {
     await cluster.stop();
@@ -301,31 +316,13 @@ Deno.test("with agents and kube-controller-manager's defaults, the replacement w
 Deno.test("with --out-of-service-taint and kube-controller-manager's defaults, no wait for the sync; the taint goes when the node is back", async () => {
   const cluster = await SimCluster.start({ agentArgs: ["--out-of-service-taint"] });
   try {
-    cluster.deployStatefulSet("web");
-    await cluster.waitForRunningPod("web-0");
-    const before = placement(cluster, "web-0");
-    await cluster.crash(before.node);
-    const crashed = cluster.timeline.find(/crashed/)!;
-    const newNode = await cluster.waitForRunningPod("web-0", {
-      notOn: before.node,
-      timeoutMs: 120_000,
-    });
-    const running = milestoneAfter(
-      cluster,
-      crashed,
-      new RegExp(`pod default/web-0 Running on ${newNode}`),
-    );
-    const recoveryMs = running.at - crashed.at;
     // The crashed kubelet's Lease is overdue after 15 s (1.5 × 40 s / 4),
     // before DRBD's 10.5 s detection plus the 5 s fail-over timeout end.
-    const boundMs = defaultOptions.failOverTimeout + cluster.drbd.detectionMs + deadline(10_000);
-    console.log(formatTimeline(cluster.timeline.milestones()));
-    console.log(
-      `with agents and --out-of-service-taint, default kube-controller-manager: replacement ` +
-        `Running on ${newNode} ${(recoveryMs / 1000).toFixed(1)} s after the crash ` +
-        `(bound ${(boundMs / 1000).toFixed(1)} s)`,
+    const { before } = await crashAndRecover(
+      cluster,
+      "with agents and --out-of-service-taint, default kube-controller-manager",
+      (c) => defaultOptions.failOverTimeout + c.drbd.detectionMs + deadline(10_000),
     );
-    assert.ok(recoveryMs <= boundMs, `Expected Running within ${boundMs} ms, got ${recoveryMs} ms`);
     const outOfService = (node: string) =>
       taintsOf(cluster.server.get("nodes", undefined, node)!).filter((t) =>
         t.key === "node.kubernetes.io/out-of-service"
