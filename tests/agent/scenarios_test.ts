@@ -145,6 +145,12 @@ async function waitMetric(
   );
 }
 
+/** Wait until the agent is healthy and reports pvc-1 suspended. */
+async function waitSuspendedSeen(agent: AgentProcess): Promise<void> {
+  await waitHealthy(agent);
+  await waitMetric(agent, { name: "drbd_resource_suspended", labels: { name: "pvc-1" }, value: 1 });
+}
+
 /** Wait until the agent ran a drbdsetup state change (a forced demotion here). */
 async function waitForDemotion(s: Scene, agent: AgentProcess): Promise<void> {
   await waitFor(
@@ -265,12 +271,7 @@ Deno.test("suspended demotion: a quorum-suspended Primary whose local pod termin
   assert.ok((s.server.get("pods", "default", "web-0") as Obj).metadata.deletionTimestamp);
 
   await withAgent(s, fast, async (agent) => {
-    await waitHealthy(agent);
-    await waitMetric(agent, {
-      name: "drbd_resource_suspended",
-      labels: { name: "pvc-1" },
-      value: 1,
-    });
+    await waitSuspendedSeen(agent);
     await waitCycles(agent, 3);
     assert.deepEqual(stateChanges(await s.drbd.calls()), [], "user-suspended: no demotion");
 
@@ -302,12 +303,7 @@ Deno.test("suspended demotion: a Running consumer keeps its Primary; once the po
   consumerOnNodeA(s.server);
   await s.drbd.setResources([isolatedResource("Primary")]);
   await withAgent(s, fast, async (agent) => {
-    await waitHealthy(agent);
-    await waitMetric(agent, {
-      name: "drbd_resource_suspended",
-      labels: { name: "pvc-1" },
-      value: 1,
-    });
+    await waitSuspendedSeen(agent);
     // Cycles after --fail-over-timeout (1s) passed: the Running pod still blocks.
     await waitCycles(agent, 2, performance.now() + 1_500);
     assert.deepEqual(stateChanges(await s.drbd.calls()), [], "a Running consumer: no demotion");
