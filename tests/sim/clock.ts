@@ -94,6 +94,15 @@ export class SimClock {
   }
 
   /**
+   * Run `fn` at simulated epoch time `simEpochMs` (at once if that has
+   * passed); returns a cancel function. Unlike {@linkcode SimClock.after},
+   * the due time does not depend on when the call is made.
+   */
+  at(simEpochMs: number, fn: () => void): () => void {
+    return this.#add({ due: simEpochMs, seq: this.#seq++, fn });
+  }
+
+  /**
    * Run `fn` every `simMs` simulated milliseconds (at least one real
    * millisecond apart); returns a cancel function. Like `setInterval`, a
    * late run is not made up for: the next one is a period after it.

@@ -8,22 +8,23 @@ function stall(ms: number): void {
   while (performance.now() < end) { /* busy */ }
 }
 
-// Date.now() has whole milliseconds: at scale 10, due times 50 simulated ms
-// apart stay in order even if the clock ticks between two calls.
-
 Deno.test("overdue timers run in the order of their simulated due time, one per macrotask", async () => {
   const clock = new SimClock({ scale: 10 });
   try {
     const ran: string[] = [];
     // Made in the opposite order of their due times, then all overdue at once.
-    clock.after(150, () => ran.push("c"));
-    clock.after(100, () => {
+    // The due times are fixed from one reading of the clock: with `after`, a
+    // stall of 5 real ms between two calls (a loaded CI machine) made "b"
+    // due after "c".
+    const t0 = clock.now();
+    clock.at(t0 + 150, () => ran.push("c"));
+    clock.at(t0 + 100, () => {
       ran.push("b");
       // A promise continuation runs before the next timer.
       Promise.resolve().then(() => ran.push("b's continuation"));
     });
-    clock.after(50, () => ran.push("a"));
-    clock.after(100, () => ran.push("b2"));
+    clock.at(t0 + 50, () => ran.push("a"));
+    clock.at(t0 + 100, () => ran.push("b2"));
     stall(50);
     await waitFor(() => ran.length === 5, 2_000, () => `five timers, ran ${ran}`);
     assert.deepEqual(ran, ["a", "b", "b's continuation", "b2", "c"]);
