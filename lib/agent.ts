@@ -23,7 +23,12 @@ import { type Log, logger } from "./log.ts";
 import { type Clock, sleep, systemClock } from "./clock.ts";
 import type { DrbdsetupSpawner } from "./drbd/run.ts";
 import { AgentLoop, type ClusterView, type CycleReport } from "./loop.ts";
-import { createAgentMetrics, setHeldBack, updateDrbdMetrics } from "./metrics.ts";
+import {
+  createAgentMetrics,
+  setHeldBack,
+  updateDrbdMetrics,
+  updateMemoryMetrics,
+} from "./metrics.ts";
 import type { Options } from "./options.ts";
 import { buildStatus, renderStatusTable, type StatusReport } from "./status.ts";
 import type { OutputFormat } from "./cli.ts";
@@ -286,7 +291,10 @@ export async function runAgent(
     health = options.healthBindAddress
       ? serveHealth(options.healthBindAddress, {
         health: () => healthOf(options, loop, caches, now),
-        metrics: () => metrics.registry.render(),
+        metrics: () => {
+          updateMemoryMetrics(metrics);
+          return metrics.registry.render();
+        },
         status: () =>
           lastCycle &&
           buildStatus(lastCycle.snapshot, lastCycle.decision, caches.problems(), {

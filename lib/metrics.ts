@@ -506,6 +506,10 @@ export interface AgentMetrics {
   heldBack: Gauge<"reason">;
   /** `ha_controller_caches_synced`: 1 once every Kubernetes cache has listed and watches. */
   cachesSynced: Gauge;
+  /** `process_resident_memory_bytes`: the process's RSS, read at scrape time. */
+  residentMemory: Gauge;
+  /** `ha_controller_heap_bytes{kind}`: V8 heap `total` and `used`, and `external` memory. */
+  heap: Gauge<"kind">;
 }
 
 /**
@@ -618,6 +622,16 @@ export function createAgentMetrics(): AgentMetrics {
       name: "ha_controller_caches_synced",
       help: "1 once every Kubernetes cache has listed and is watching",
     }),
+    residentMemory: registry.gauge({
+      name: "process_resident_memory_bytes",
+      help: "Resident memory size of the agent process in bytes",
+    }),
+    heap: registry.gauge({
+      name: "ha_controller_heap_bytes",
+      help:
+        "JavaScript memory in bytes: V8 heap committed (total) and in use (used), and memory of buffers outside the heap (external)",
+      labelNames: ["kind"],
+    }),
   };
 
   metrics.buildInfo.set({ version }, 1);
@@ -628,6 +642,7 @@ export function createAgentMetrics(): AgentMetrics {
   metrics.drbdResources.reset();
   metrics.drbdConfirmedTimestamp.reset();
   metrics.lastGoodCycle.reset();
+  metrics.residentMemory.reset();
   return metrics;
 }
 
@@ -701,6 +716,23 @@ export function updateDrbdMetrics(metrics: AgentMetrics, sample: DrbdSample): vo
 export function setHeldBack(metrics: AgentMetrics, codes: readonly string[]): void {
   metrics.heldBack.reset();
   for (const reason of codes) metrics.heldBack.set({ reason }, 1);
+}
+
+/** What {@linkcode updateMemoryMetrics} reads: `Deno.memoryUsage()`'s fields. */
+export type MemoryUsage = Pick<Deno.MemoryUsage, "rss" | "heapTotal" | "heapUsed" | "external">;
+
+/**
+ * Sets the memory gauges, from `Deno.memoryUsage()` unless given; the agent
+ * calls it when `/metrics` is scraped.
+ */
+export function updateMemoryMetrics(
+  metrics: AgentMetrics,
+  usage: MemoryUsage = Deno.memoryUsage(),
+): void {
+  metrics.residentMemory.set(usage.rss);
+  metrics.heap.set({ kind: "total" }, usage.heapTotal);
+  metrics.heap.set({ kind: "used" }, usage.heapUsed);
+  metrics.heap.set({ kind: "external" }, usage.external);
 }
 
 /** One series per known state, 1 for the current one; an unknown current state is added. */

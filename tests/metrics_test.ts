@@ -6,6 +6,7 @@ import {
   Registry,
   setHeldBack,
   updateDrbdMetrics,
+  updateMemoryMetrics,
 } from "../lib/metrics.ts";
 import type { DrbdResource, DrbdSample } from "../lib/drbd/model.ts";
 
@@ -310,6 +311,12 @@ Deno.test("every metric the agent promises exists once set, with its type", () =
   metrics.lastGoodCycle.set(1_700_000_001);
   setHeldBack(metrics, ["caches-not-synced"]);
   metrics.cachesSynced.set(1);
+  updateMemoryMetrics(metrics, {
+    rss: 62_000_000,
+    heapTotal: 9_000_000,
+    heapUsed: 7_500_000,
+    external: 1_200_000,
+  });
   assert.deepEqual(types(metrics.registry.render()), [
     "drbd_connection_state gauge",
     "drbd_device_quorum gauge",
@@ -328,11 +335,21 @@ Deno.test("every metric the agent promises exists once set, with its type", () =
     "ha_controller_drbd_confirmed_timestamp_seconds gauge",
     "ha_controller_drbdsetup_errors_total counter",
     "ha_controller_failover_reaction_seconds histogram",
+    "ha_controller_heap_bytes gauge",
     "ha_controller_held_back gauge",
     "ha_controller_last_good_cycle_timestamp_seconds gauge",
     "ha_controller_loop_cycle_seconds histogram",
+    "process_resident_memory_bytes gauge",
   ]);
   const text = metrics.registry.render();
+  assert.deepEqual(samples(text, "process_resident_memory_bytes"), [
+    "process_resident_memory_bytes 62000000",
+  ]);
+  assert.deepEqual(samples(text, "ha_controller_heap_bytes"), [
+    'ha_controller_heap_bytes{kind="external"} 1200000',
+    'ha_controller_heap_bytes{kind="total"} 9000000',
+    'ha_controller_heap_bytes{kind="used"} 7500000',
+  ]);
   assert.deepEqual(samples(text, "ha_controller_api_requests_total"), [
     'ha_controller_api_requests_total{verb="list",code="200"} 1',
   ]);

@@ -95,6 +95,54 @@ function rssBytes(pid: number): number {
   return Number(/VmRSS:\s+(\d+) kB/.exec(status)?.[1]) * 1024;
 }
 
+/** Where a process's resident memory is, in bytes (from /proc/PID/smaps). */
+export interface RssBreakdown {
+  /** Pages of the executable (deno) itself: its code and data. */
+  binary: number;
+  /** glibc malloc's main heap (`[heap]`, the brk area). */
+  brk: number;
+  /** Anonymous mappings: V8's heap, other malloc arenas, thread stacks. */
+  anonymous: number;
+  /** Every other file (shared libraries, ...). */
+  otherFiles: number;
+}
+
+/** Sums `Rss:` of /proc/PID/smaps by kind of mapping. */
+export function rssBreakdown(pid: number): RssBreakdown {
+  const exe = Deno.readLinkSync(`/proc/${pid}/exe`);
+  const out: RssBreakdown = { binary: 0, brk: 0, anonymous: 0, otherFiles: 0 };
+  let kind: keyof RssBreakdown = "anonymous";
+  for (const line of Deno.readTextFileSync(`/proc/${pid}/smaps`).split("\n")) {
+    const header = /^[0-9a-f]+-[0-9a-f]+ \S+ \S+ \S+ \S+\s*(.*)$/.exec(line);
+    if (header !== null) {
+      const path = header[1];
+      kind = path === ""
+        ? "anonymous"
+        : path === "[heap]"
+        ? "brk"
+        : path === exe
+        ? "binary"
+        : path.startsWith("[")
+        ? "anonymous"
+        : "otherFiles";
+      continue;
+    }
+    const rss = /^Rss:\s+(\d+) kB/.exec(line);
+    if (rss !== null) out[kind] += Number(rss[1]) * 1024;
+  }
+  return out;
+}
+
+/** The agent's `ha_controller_heap_bytes` by kind (total, used, external), from its /metrics. */
+async function agentHeap(agent: AgentProcess): Promise<Record<string, number>> {
+  const text = await (await fetch(`${agent.healthUrl}/metrics`)).text();
+  const heap: Record<string, number> = {};
+  for (const m of text.matchAll(/^ha_controller_heap_bytes\{kind="(\w+)"\} (\S+)$/gm)) {
+    heap[m[1]] = Number(m[2]);
+  }
+  return heap;
+}
+
 async function metrics(agent: AgentProcess): Promise<Map<string, number>> {
   const out = new Map<string, number>();
   try {
@@ -205,8 +253,21 @@ interface ClusterFigures {
   startupBytes: number;
   startupRequests: number;
   idleRss: number;
+  /** Where `idleRss` is, MiB: see {@linkcode RssBreakdown}. */
+  rssBinaryMiB: number;
+  rssBrkMiB: number;
+  rssAnonymousMiB: number;
+  rssOtherFilesMiB: number;
+  /** The agent's V8 heap (committed, in use) and external memory at the same time, MiB. */
+  heapTotalMiB: number;
+  heapUsedMiB: number;
+  externalMiB: number;
   testProcessRss: number;
   testProcessHeap: number;
+}
+
+function mib(bytes: number | undefined): number {
+  return bytes === undefined ? NaN : Number((bytes / 1024 / 1024).toFixed(1));
 }
 
 /** Watches all pods from `rv` in this process, counting events (the fan-out control). */
@@ -300,6 +361,8 @@ async function measureCluster(
     log(`  idling ${options.idleMs} ms`);
     await sleep(options.idleMs);
     const idleRss = rssBytes(agent.child.pid);
+    const where = rssBreakdown(agent.child.pid);
+    const heap = await agentHeap(agent);
     const figures: ClusterFigures = {
       seedMs: built.seedMs,
       objects: built.objects,
@@ -309,6 +372,13 @@ async function measureCluster(
       startupBytes: startup.bytes,
       startupRequests: startup.requests,
       idleRss,
+      rssBinaryMiB: mib(where.binary),
+      rssBrkMiB: mib(where.brk),
+      rssAnonymousMiB: mib(where.anonymous),
+      rssOtherFilesMiB: mib(where.otherFiles),
+      heapTotalMiB: mib(heap.total),
+      heapUsedMiB: mib(heap.used),
+      externalMiB: mib(heap.external),
       testProcessRss: memory.rss,
       testProcessHeap: memory.heapUsed,
     };
