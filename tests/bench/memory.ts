@@ -32,6 +32,7 @@ import {
   startAgent,
   startInClusterAgent,
   waitHealthy,
+  warmModuleCache,
 } from "../agent/harness.ts";
 
 /** What {@linkcode measureMemory} found. */
@@ -76,6 +77,7 @@ export async function measureMemory(
 ): Promise<MemoryFigures> {
   const idleMs = options.idleMs ?? 60_000;
   const log = options.log ?? (() => {});
+  await warmModuleCache();
   const unavailable = options.kubeconfig ? "asked for" : inClusterUnavailable();
   const path = unavailable === null
     ? "in-cluster (service account in a private mount namespace)"

@@ -28,7 +28,12 @@ import { parseArgs } from "node:util";
 import { ApiServer, type RequestRecord } from "../sim/apiserver/mod.ts";
 import { FakeDrbd } from "../sim/drbd/fake_drbd.ts";
 import { type AgentProcess, freePort, spawnAgent, testFlags } from "../sim/agent_process.ts";
-import { inClusterUnavailable, resourceOnNodeA, startInClusterAgent } from "../agent/harness.ts";
+import {
+  inClusterUnavailable,
+  resourceOnNodeA,
+  startInClusterAgent,
+  warmModuleCache,
+} from "../agent/harness.ts";
 import {
   buildCluster,
   type ClusterSize,
@@ -451,6 +456,7 @@ export async function measureScale(
   };
   const clusters = options.clusters ?? ["small", "large"];
   const out: Record<string, number | string> = { idleMs: options.idleMs };
+  await warmModuleCache();
   const rss: Record<string, number> = {};
   for (const which of clusters) {
     options.log?.(`${which} cluster`);
