@@ -33,7 +33,7 @@ import {
 } from "./events.ts";
 import type { Action, EventSpec, Snapshot } from "./types.ts";
 import { failOverStaggerMs } from "./protection.ts";
-import { nodeOfConnection } from "./volumes.ts";
+import { fullVolumesByName, nodeOfConnection } from "./volumes.ts";
 
 /** Node-wide taint actions plus verdict notes per resource name. */
 export interface OwnTaintsOutcome {
@@ -247,7 +247,7 @@ export function ownTaints(resources: DrbdResource[], ctx: RuleContext): OwnTaint
  */
 function attachedWithoutResource(resources: DrbdResource[], ctx: RuleContext): string[] {
   const local = new Set(resources.map((r) => r.name));
-  const byName = new Map(ctx.snapshot.persistentVolumes.map((pv) => [pv.name, pv]));
+  const byName = fullVolumesByName(ctx.snapshot.persistentVolumes);
   const out: string[] = [];
   for (const va of ctx.snapshot.volumeAttachments) {
     if (va.nodeName !== ctx.snapshot.nodeName || va.attacher !== linstorCsiDriver) continue;
@@ -255,7 +255,8 @@ function attachedWithoutResource(resources: DrbdResource[], ctx: RuleContext): s
     const pvName = va.persistentVolumeName;
     if (pvName === undefined) continue;
     const pv = byName.get(pvName);
-    // A PV held claim-only has no volume handle: LINSTOR names the resource after the PV.
+    // A PV held claim-only (not in full) has no volume handle: LINSTOR names
+    // the resource after the PV.
     const resource = (pv && drbdResourceOfVolume(pv)) ?? pvName;
     if (!local.has(resource)) out.push(`VolumeAttachment ${va.name} (volume ${pvName})`);
   }

@@ -11,9 +11,10 @@
 
 import type { DrbdSample } from "../drbd/model.ts";
 import type {
+  HeldVolume,
   NodeInfo,
-  PersistentVolumeInfo,
   PodInfo,
+  SatellitePodInfo,
   Taint,
   VolumeAttachmentInfo,
 } from "../kube/objects.ts";
@@ -55,12 +56,12 @@ export interface Snapshot {
   /** Pods bound to this node. */
   localPods: readonly PodInfo[];
   /** LINSTOR satellite pods (any node). */
-  satellitePods: readonly PodInfo[];
+  satellitePods: readonly SatellitePodInfo[];
   /**
    * The PVs of this node's DRBD resources in full, and every other PV Bound
-   * to a claim claim-only (`claimOnly`: no uid, no volume handle).
+   * to a claim claim-only (see `ClaimOnlyVolume`).
    */
-  persistentVolumes: readonly PersistentVolumeInfo[];
+  persistentVolumes: readonly HeldVolume[];
   /** LINSTOR VolumeAttachments of the PVs of this node's DRBD resources. */
   volumeAttachments: readonly VolumeAttachmentInfo[];
   /** Peer nodes fetched on demand, by Kubernetes node name (see `peersToInspect`). */

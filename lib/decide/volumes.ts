@@ -7,10 +7,13 @@
 
 import type { DrbdResource } from "../drbd/model.ts";
 import {
+  claimId,
   type ClaimRef,
   drbdResourceOfVolume,
+  type HeldVolume,
   type PersistentVolumeInfo,
   type PodInfo,
+  type SatellitePodInfo,
   type VolumeAttachmentInfo,
 } from "../kube/objects.ts";
 import { linstorCsiDriver } from "../names.ts";
@@ -46,14 +49,9 @@ export interface ResourceView {
  */
 export function bindingsOfResource(
   resource: string,
-  persistentVolumes: readonly PersistentVolumeInfo[],
+  persistentVolumes: readonly HeldVolume[],
 ): readonly VolumeBinding[] {
   return new SnapshotIndex({ persistentVolumes }).bindingsOf(resource);
-}
-
-/** Map key of a claim (namespace, name); not for display. */
-function claimId(namespace: string, name: string): string {
-  return `${namespace}\u0000${name}`;
 }
 
 /**
@@ -63,11 +61,11 @@ function claimId(namespace: string, name: string): string {
  * order. The snapshot must not change while the index is used.
  */
 export class SnapshotIndex {
-  readonly #persistentVolumes: readonly PersistentVolumeInfo[];
+  readonly #persistentVolumes: readonly HeldVolume[];
   readonly #pods: Pick<Snapshot, "localPods" | "peers"> | undefined;
   #byResource: Map<string, PersistentVolumeInfo[]> | undefined;
   #bindings: Map<string, readonly VolumeBinding[]> | undefined;
-  #boundByClaim: Map<string, PersistentVolumeInfo[]> | undefined;
+  #boundByClaim: Map<string, HeldVolume | HeldVolume[]> | undefined;
   #consumersByClaim: Map<string, { at: number; pod: PodInfo }[]> | undefined;
 
   /** An index of the PVs and, when given, of the pods known to the agent. */
@@ -94,9 +92,10 @@ export class SnapshotIndex {
   }
 
   /** Bound PVs whose claimRef names `claim` (by namespace and name), in snapshot order. */
-  boundTo(claim: { namespace: string; name: string }): PersistentVolumeInfo[] {
+  boundTo(claim: { namespace: string; name: string }): readonly HeldVolume[] {
     this.#boundByClaim ??= pvMaps(this.#persistentVolumes).boundByClaim;
-    return this.#boundByClaim.get(claimId(claim.namespace, claim.name)) ?? [];
+    const bound = this.#boundByClaim.get(claimId(claim.namespace, claim.name));
+    return bound === undefined ? [] : Array.isArray(bound) ? bound : [bound];
   }
 
   /** See {@linkcode knownConsumers}; needs the pods given to the constructor. */
@@ -146,31 +145,54 @@ export class SnapshotIndex {
   }
 }
 
-/** PVs by DRBD resource and Bound PVs by claim (`claimId`), each list in array order. */
+/**
+ * Full PVs by DRBD resource and by name, Bound PVs (full and claim-only) by
+ * claim (`claimId`); lists in array order.
+ */
 interface PvMaps {
   byResource: Map<string, PersistentVolumeInfo[]>;
-  boundByClaim: Map<string, PersistentVolumeInfo[]>;
+  /** One PV, or several (a claim bound twice): most claims have one, held without an array. */
+  boundByClaim: Map<string, HeldVolume | HeldVolume[]>;
+  fullByName: Map<string, PersistentVolumeInfo>;
 }
 
 /**
  * The maps of a PV array, built once per array: the caches hand out the same
  * array until a PV changes, so a cluster of 10,000 PVs is not indexed again
- * every decision cycle.
+ * every decision cycle. A claim-only PV's claim key is its own string.
  */
-const pvMaps = derivedOf((persistentVolumes: readonly PersistentVolumeInfo[]): PvMaps => {
-  const maps: PvMaps = { byResource: new Map(), boundByClaim: new Map() };
+const pvMaps = derivedOf((persistentVolumes: readonly HeldVolume[]): PvMaps => {
+  const maps: PvMaps = { byResource: new Map(), boundByClaim: new Map(), fullByName: new Map() };
+  const bind = (claim: string, pv: HeldVolume) => {
+    const known = maps.boundByClaim.get(claim);
+    if (known === undefined) maps.boundByClaim.set(claim, pv);
+    else if (Array.isArray(known)) known.push(pv);
+    else maps.boundByClaim.set(claim, [known, pv]);
+  };
   for (const pv of persistentVolumes) {
+    if (pv.claimOnly) {
+      bind(pv.claim, pv);
+      continue;
+    }
+    maps.fullByName.set(pv.name, pv);
     const name = drbdResourceOfVolume(pv);
     if (name !== undefined) append(maps.byResource, name, pv);
     if (pv.phase === "Bound" && pv.claimRef !== undefined) {
-      append(maps.boundByClaim, claimId(pv.claimRef.namespace, pv.claimRef.name), pv);
+      bind(claimId(pv.claimRef.namespace, pv.claimRef.name), pv);
     }
   }
   return maps;
 });
 
+/** The PVs of a snapshot held in full, by name (see `pvMaps`). */
+export function fullVolumesByName(
+  persistentVolumes: readonly HeldVolume[],
+): Map<string, PersistentVolumeInfo> {
+  return pvMaps(persistentVolumes).fullByName;
+}
+
 /** `bindingsOf` answers, by DRBD resource, filled as asked (see `pvMaps`). */
-const bindingsMemo = derivedOf((_: readonly PersistentVolumeInfo[]) =>
+const bindingsMemo = derivedOf((_: readonly HeldVolume[]) =>
   new Map<string, readonly VolumeBinding[]>()
 );
 
@@ -184,7 +206,7 @@ export const attachmentsByVolume = derivedOf((attachments: readonly VolumeAttach
 });
 
 /** Satellite pods by name, in array order (see `pvMaps`). */
-const satellitesByName = derivedOf((satellitePods: readonly PodInfo[]) => {
+const satellitesByName = derivedOf((satellitePods: readonly SatellitePodInfo[]) => {
   const byName = new Map<string, PodInfo[]>();
   for (const pod of satellitePods) append(byName, pod.name, pod);
   return byName;
@@ -258,7 +280,7 @@ export function podIsTerminal(pod: PodInfo): boolean {
  */
 export function unsafeVolumes(
   pod: PodInfo,
-  persistentVolumes: readonly PersistentVolumeInfo[],
+  persistentVolumes: readonly HeldVolume[],
   index: SnapshotIndex = new SnapshotIndex({ persistentVolumes }),
 ): string[] {
   const unsafe: string[] = [];
@@ -293,7 +315,7 @@ export type ConnectionNode =
  */
 export function nodeOfConnection(
   connectionName: string,
-  satellitePods: readonly PodInfo[],
+  satellitePods: readonly SatellitePodInfo[],
 ): ConnectionNode {
   const named = satellitesByName(satellitePods).get(connectionName) ?? [];
   const nodes = named.map((p) => p.nodeName !== "" ? p.nodeName : connectionName);

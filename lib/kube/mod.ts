@@ -15,14 +15,16 @@ import type { KubeClient } from "./client.ts";
 import { type CacheLogger, ListWatchCache } from "./cache.ts";
 import { linstorCsiDriver } from "../names.ts";
 import {
-  claimOnlyPersistentVolume,
+  claimOnlyVolume,
   drbdResourceOfVolume,
+  type HeldVolume,
   type NodeInfo,
-  type PersistentVolumeInfo,
   type PodInfo,
+  type SatellitePodInfo,
   slimNode,
   slimPersistentVolume,
   slimPod,
+  slimSatellitePod,
   slimVolumeAttachment,
   type VolumeAttachmentInfo,
 } from "./objects.ts";
@@ -61,7 +63,7 @@ export interface CacheSetOptions {
  * every sample that could be read):
  * - a PV whose volume handle names such a resource is held in full; every
  *   other PV that is Bound to a claim is held claim-only (name, claim,
- *   driver, phase; see `claimOnlyPersistentVolume`), since the rules ask of
+ *   driver; see `claimOnlyVolume`), since the rules ask of
  *   every claim a pod mounts whether it is Bound to one LINSTOR PV; other PVs
  *   are not held;
  * - a VolumeAttachment is held when it is LINSTOR's and attaches the PV of
@@ -78,9 +80,9 @@ export class KubeCaches {
   /** Pods bound to this node. */
   readonly localPods: ListWatchCache<PodInfo>;
   /** LINSTOR satellite pods (by label). */
-  readonly satellitePods: ListWatchCache<PodInfo>;
-  /** All PersistentVolumes. */
-  readonly persistentVolumes: ListWatchCache<PersistentVolumeInfo>;
+  readonly satellitePods: ListWatchCache<SatellitePodInfo>;
+  /** The PVs of this node's DRBD resources in full, every other Bound PV claim-only. */
+  readonly persistentVolumes: ListWatchCache<HeldVolume>;
   /** LINSTOR VolumeAttachments of the PVs of this node's DRBD resources, and to this node. */
   readonly volumeAttachments: ListWatchCache<VolumeAttachmentInfo>;
   /** DRBD resources of this node, as `want()` named them. */
@@ -99,7 +101,7 @@ export class KubeCaches {
       watchGraceMs: options.watchGraceMs,
       backoffInitialMs: options.backoffInitialMs,
     };
-    const podKey = (p: PodInfo) => `${p.namespace}/${p.name}`;
+    const podKey = (p: { namespace: string; name: string }) => `${p.namespace}/${p.name}`;
     this.ownNode = new ListWatchCache(client, {
       ...common,
       name: `node ${options.nodeName}`,
@@ -121,7 +123,7 @@ export class KubeCaches {
       name: "satellite pods",
       path: "/api/v1/pods",
       labelSelector: options.satellitePodLabel,
-      convert: (raw) => slimPod(raw as V1Pod),
+      convert: (raw) => slimSatellitePod(raw as V1Pod),
       key: podKey,
     });
     this.persistentVolumes = new ListWatchCache(client, {
@@ -132,7 +134,7 @@ export class KubeCaches {
         const pv = slimPersistentVolume(raw as V1PersistentVolume);
         if (pv === undefined) return undefined;
         const resource = this.#localResourceOf(pv);
-        if (resource === undefined) return claimOnlyPersistentVolume(pv) ?? pv;
+        if (resource === undefined) return claimOnlyVolume(pv) ?? pv;
         // A PV not named after its resource: its attachments name the PV.
         if (pv.name !== resource) this.#holdAttachmentsOf(pv.name);
         return pv;
@@ -181,7 +183,8 @@ export class KubeCaches {
     }
   }
 
-  #localResourceOf(pv: PersistentVolumeInfo): string | undefined {
+  #localResourceOf(pv: HeldVolume): string | undefined {
+    if (pv.claimOnly) return undefined;
     const resource = drbdResourceOfVolume(pv);
     return resource !== undefined && this.#resources.has(resource) ? resource : undefined;
   }

@@ -91,10 +91,21 @@ export interface PodInfo {
   hasOwner: boolean;
   /** The pod carries the ignore-fail-over annotation. */
   ignoreFailOver: boolean;
-  /** Labels (used to map satellite pods to DRBD connection names). */
-  labels: Record<string, string>;
   /** Volumes by kind. */
   volumes: PodVolume[];
+}
+
+/**
+ * A LINSTOR satellite pod as the rules see it: which node runs the
+ * satellite a DRBD connection is named after (see `nodeOfConnection`).
+ */
+export interface SatellitePodInfo {
+  /** Namespace. */
+  namespace: string;
+  /** Name, which DRBD connection names may carry. */
+  name: string;
+  /** Node the pod is bound to, "" if unscheduled. */
+  nodeName: string;
 }
 
 /** Reference from a PV to its claim. */
@@ -125,13 +136,32 @@ export interface PersistentVolumeInfo {
    * a `Bound` PV's claimRef names the claim that uses it now.
    */
   phase: string;
-  /**
-   * Set on a PV of no local DRBD resource, kept only for what the rules ask
-   * of every claim (is it Bound to one PV, on which driver): `uid` is "",
-   * `volumeHandle` undefined, the claimRef has no uid. See
-   * {@linkcode claimOnlyPersistentVolume}.
-   */
-  claimOnly?: true;
+  /** Never set: tells a full PV from a {@linkcode ClaimOnlyVolume}. */
+  claimOnly?: undefined;
+}
+
+/**
+ * A PV of no local DRBD resource that is Bound to a claim, held only for
+ * what the rules ask of every claim a pod mounts: is it Bound to exactly one
+ * PV, on which driver. See {@linkcode claimOnlyVolume}.
+ */
+export interface ClaimOnlyVolume {
+  /** PV name. */
+  name: string;
+  /** CSI driver name, undefined for non-CSI volumes. */
+  csiDriver: string | undefined;
+  /** The claim it is Bound to, as {@linkcode claimId} keys it. */
+  claim: string;
+  /** Always true. */
+  claimOnly: true;
+}
+
+/** A PV as the PV cache holds it: in full, or claim-only. */
+export type HeldVolume = PersistentVolumeInfo | ClaimOnlyVolume;
+
+/** Map key of a claim (namespace, name); not for display. */
+export function claimId(namespace: string, name: string): string {
+  return `${namespace}\u0000${name}`;
 }
 
 /** A VolumeAttachment as the rules see it. */
@@ -219,8 +249,18 @@ export function slimPod(pod: V1Pod): PodInfo | undefined {
     sandboxReady: sandboxReadyOf(pod.status?.conditions),
     hasOwner: (meta.ownerReferences ?? []).length > 0,
     ignoreFailOver: meta.annotations?.[ignoreFailOverAnnotation] !== undefined,
-    labels: { ...(meta.labels ?? {}) },
     volumes,
+  };
+}
+
+/** Convert a satellite Pod; undefined if it lacks namespace or name. */
+export function slimSatellitePod(pod: V1Pod): SatellitePodInfo | undefined {
+  const meta = pod.metadata;
+  if (!meta?.name || !meta.namespace) return undefined;
+  return {
+    namespace: share(meta.namespace),
+    name: meta.name,
+    nodeName: share(pod.spec?.nodeName ?? ""),
   };
 }
 
@@ -289,19 +329,15 @@ export function slimPersistentVolume(pv: V1PersistentVolume): PersistentVolumeIn
  * driver (a pod is failed over only when every claim it mounts is on
  * LINSTOR and Bound to exactly one PV). Undefined when it is not Bound to a
  * claim: such a PV answers nothing the rules ask. Most of a large cluster's
- * PVs are held like this, in about half the memory of the full form.
+ * PVs are held like this: three fields, the claim as one string that the
+ * rules' index by claim uses as its key as well.
  */
-export function claimOnlyPersistentVolume(
-  pv: PersistentVolumeInfo,
-): PersistentVolumeInfo | undefined {
+export function claimOnlyVolume(pv: PersistentVolumeInfo): ClaimOnlyVolume | undefined {
   if (pv.phase !== "Bound" || pv.claimRef === undefined) return undefined;
   return {
     name: pv.name,
-    uid: "",
     csiDriver: pv.csiDriver,
-    volumeHandle: undefined,
-    claimRef: { namespace: pv.claimRef.namespace, name: pv.claimRef.name, uid: undefined },
-    phase: pv.phase,
+    claim: claimId(pv.claimRef.namespace, pv.claimRef.name),
     claimOnly: true,
   };
 }

@@ -56,6 +56,7 @@ import type {
   NodeInfo,
   PersistentVolumeInfo,
   PodInfo,
+  SatellitePodInfo,
   VolumeAttachmentInfo,
 } from "../../lib/kube/objects.ts";
 import { linstorCsiDriver } from "../../lib/names.ts";
@@ -172,7 +173,6 @@ function podOf(p: Placement): PodInfo {
     sandboxReady: true,
     hasOwner: true,
     ignoreFailOver: false,
-    labels: { app: "web" },
     volumes: [
       { kind: "pvc", name: "data", claimName: `data-${p.name}`, readOnly: false },
       { kind: "projected", name: "kube-api-access" },
@@ -202,21 +202,8 @@ function volumeAttachments(list: Placement[]): VolumeAttachmentInfo[] {
   }));
 }
 
-function satellitePods(): PodInfo[] {
-  return nodes.map((n) => ({
-    namespace: "piraeus",
-    name: n,
-    uid: `uid-satellite-${n}`,
-    nodeName: n,
-    phase: "Running",
-    deletionTimestamp: undefined,
-    containerRunning: false,
-    sandboxReady: true,
-    hasOwner: true,
-    ignoreFailOver: false,
-    labels: { "app.kubernetes.io/component": "linstor-satellite" },
-    volumes: [],
-  }));
+function satellitePods(): SatellitePodInfo[] {
+  return nodes.map((n) => ({ namespace: "piraeus", name: n, nodeName: n }));
 }
 
 /** The `p`th percentile (nearest rank) of an ascending list. */

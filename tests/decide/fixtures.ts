@@ -137,7 +137,6 @@ export function pod(name: string, overrides: Partial<PodInfo> = {}): PodInfo {
     sandboxReady: true,
     hasOwner: true,
     ignoreFailOver: false,
-    labels: {},
     volumes: [pvcVolume("data"), { kind: "secret", name: "token" }],
     ...overrides,
   };

@@ -105,11 +105,8 @@ Deno.test("volume caches: local PVs in full, other Bound PVs claim-only, only lo
     const stub = t.caches.persistentVolumes.get("pvc-nfs")!;
     assert.deepEqual(stub, {
       name: "pvc-nfs",
-      uid: "",
       csiDriver: "nfs.csi.k8s.io",
-      volumeHandle: undefined,
-      claimRef: { namespace: "default", name: "data-pvc-nfs", uid: undefined },
-      phase: "Bound",
+      claim: "default\u0000data-pvc-nfs",
       claimOnly: true,
     });
     assert.deepEqual(t.vas(), ["csi-pvc-1-node-b"]);
