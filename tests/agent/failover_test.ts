@@ -118,6 +118,13 @@ Deno.test("node crash: the agent taints the lost node, force-deletes its pod and
     await waitFor(async () => (await metricValue(agent, detached)) === 1, 5_000, "metrics updated");
     // Taint, force-delete and detach are fail-over actions: three reaction times.
     assert.equal(await metricValue(agent, "ha_controller_failover_reaction_seconds_count"), 3);
+    // Memory as of the scrape: the process's RSS holds at least the V8 heap in use.
+    const rss = await metricValue(agent, "process_resident_memory_bytes");
+    const heapUsed = await metricValue(agent, 'ha_controller_heap_bytes{kind="used"}');
+    assert.ok(
+      rss !== undefined && heapUsed !== undefined && heapUsed > 0 && rss > heapUsed,
+      `process_resident_memory_bytes ${rss}, heap used ${heapUsed}`,
+    );
   } finally {
     assert.equal(await agent.stop(), 0, "agent exits 0 on SIGTERM");
     await s.close();
