@@ -3,7 +3,7 @@ import { decide } from "../../lib/decide/mod.ts";
 import { failOverRank } from "../../lib/decide/fail_over.ts";
 import type { Memory, Snapshot } from "../../lib/decide/types.ts";
 import type { Options } from "../../lib/options.ts";
-import { slimPersistentVolume } from "../../lib/kube/objects.ts";
+import { claimOnlyVolume, slimPersistentVolume } from "../../lib/kube/objects.ts";
 import type { V1ObjectReference, V1PersistentVolume } from "@kubernetes/client-node";
 import {
   connection,
@@ -581,6 +581,47 @@ const noFailOver: Case[] = [
     plan: [`taint-node node-b ${lostQuorum}`],
     verdict: "skip pod default/app: volumes not known to be safe to move: " +
       "o (claim other has several Bound PVs)",
+  },
+  {
+    name:
+      "a pod whose other claim has two Bound PVs held claim-only (and one in full) is left alone",
+    snapshot: failOverScene({
+      peerPods: [
+        pod("app", { volumes: [pvcVolume("data"), { ...pvcVolume("other"), name: "o" }] }),
+      ],
+      persistentVolumes: [
+        pv("pvc-1"),
+        claimOnlyVolume(
+          pv("pvc-2", { claimRef: { namespace: "default", name: "other", uid: "" } }),
+        )!,
+        claimOnlyVolume(
+          pv("pvc-3", { claimRef: { namespace: "default", name: "other", uid: "" } }),
+        )!,
+        pv("pvc-4", { claimRef: { namespace: "default", name: "other", uid: "u4" } }),
+      ],
+    }),
+    plan: [`taint-node node-b ${lostQuorum}`],
+    verdict: "skip pod default/app: volumes not known to be safe to move: " +
+      "o (claim other has several Bound PVs)",
+  },
+  {
+    name: "a pod whose other claim's PV, held claim-only, is not on LINSTOR is left alone",
+    snapshot: failOverScene({
+      peerPods: [
+        pod("app", { volumes: [pvcVolume("data"), { ...pvcVolume("other"), name: "o" }] }),
+      ],
+      persistentVolumes: [
+        pv("pvc-1"),
+        claimOnlyVolume(
+          pv("pvc-2", {
+            csiDriver: "nfs.csi.k8s.io",
+            claimRef: { namespace: "default", name: "other", uid: "" },
+          }),
+        )!,
+      ],
+    }),
+    plan: [`taint-node node-b ${lostQuorum}`],
+    verdict: "o (claim other not on linstor.csi.linbit.com)",
   },
   {
     name: "a pod whose other claim has only a Released LINSTOR PV is left alone",

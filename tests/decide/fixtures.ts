@@ -19,6 +19,7 @@ import type {
   DrbdSample,
 } from "../../lib/drbd/model.ts";
 import type {
+  HeldVolume,
   NodeInfo,
   PersistentVolumeInfo,
   PodInfo,
@@ -211,7 +212,7 @@ export interface SceneOptions {
   /** The whole peer view (e.g. a fetch error); replaces peerNode/peerPods. */
   peerView?: PeerView;
   /** PVs. */
-  persistentVolumes?: PersistentVolumeInfo[];
+  persistentVolumes?: HeldVolume[];
   /** VolumeAttachments. */
   volumeAttachments?: VolumeAttachmentInfo[];
   /** Any other snapshot field. */
